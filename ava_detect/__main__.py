@@ -1,0 +1,5 @@
+import sys
+
+from ava_detect.cli import main
+
+sys.exit(main())

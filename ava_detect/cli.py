@@ -1,0 +1,87 @@
+"""``ava-detect <command>``: the command-line interface.
+
+Each command lives in ``ava_detect/commands/<name>.py`` with ``add_arguments(parser)`` and
+``run(args) -> int``; heavy imports happen inside ``run`` so that ``--help`` is instant.
+Errors of ours (:class:`~ava_detect.errors.AvaDetectError`) are printed as one line on stderr
+and the process exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import List, Optional
+
+from ava_detect import __version__
+from ava_detect.errors import AvaDetectError
+
+#: (command, module, one-line help), in the order they are listed.
+COMMANDS = (
+    ("prep", "ava_detect.commands.prep", "prepare AVA-format data (synthetic set, videos, frames, annotations)"),
+)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {msg}"
+        return msg
+
+
+def setup_logging(verbosity: int) -> None:
+    """Send library log records to stderr: warnings always, info unless ``-q``, debug with ``-v``."""
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger("ava_detect")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    for name in ("data_prep",):
+        other = logging.getLogger(name)
+        other.handlers[:] = [handler]
+        other.setLevel(level)
+        other.propagate = False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ava-detect",
+        description="Spatiotemporal action detection on AVA-style video: prepare data, train, "
+        "test, evaluate frame-mAP exactly as the official AVA evaluator, annotate clips.",
+    )
+    parser.add_argument("--version", action="version", version=f"ava-detect {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity", default=0,
+                        help="only print warnings and errors")
+    parser.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity",
+                        help="print debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    sub.required = True
+    for name, module_name, help_text in COMMANDS:
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbosity)
+    try:
+        return int(args._run(args) or 0)
+    except AvaDetectError as e:
+        print(f"ava-detect {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ava-detect {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""Typed configuration: one dataclass per section, loaded from YAML plus ``section.key=value`` overrides.
+
+The config is read once, at the top (the CLI or a user script): ``build_model(cfg)``,
+``build_dataset(cfg, split)`` and friends turn it into explicit arguments; modules and datasets
+never see the config object.
+
+A YAML file may start from other files with ``_base_: other.yaml`` (or a list of them), paths
+relative to the file; keys in the file override the base. Unknown keys and values of the wrong
+type are errors that name the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ava_detect.errors import AvaDetectError
+from ava_detect.io import atomic_open
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass
+class ModelConfig:
+    """The action detector: SlowFast / Slow-only ResNet backbone + RoI head."""
+
+    #: ``slowfast`` (two pathways) or ``slow`` (Slow-only).
+    arch: str = "slowfast"
+    #: ResNet depth: 50 or 101.
+    depth: int = 50
+    #: Number of action classes the head predicts (AVA: 80).
+    num_classes: int = 80
+    #: Frames of the fast pathway (the slow pathway gets ``num_frames // alpha``);
+    #: for Slow-only models, the frames of the one pathway.
+    num_frames: int = 32
+    #: Frame stride of the fast pathway in the 30 fps video (slow: ``sampling_rate * alpha``).
+    sampling_rate: int = 2
+    #: Frame-rate ratio between the fast and slow pathways.
+    alpha: int = 4
+    #: Channel ratio: fast pathway width = slow width / ``beta_inv``.
+    beta_inv: int = 8
+    #: Fast -> slow fusion: out channels = ``fusion_channel_ratio`` x fast channels.
+    fusion_channel_ratio: int = 2
+    #: Temporal kernel of the fast -> slow fusion convolution (stride = ``alpha``).
+    fusion_kernel_size: int = 7
+    #: ResNet width per group (64 for the published models; smaller for tests).
+    width_per_group: int = 64
+    #: Groups of the 3x3 convolutions (1 = ResNet, >1 = ResNeXt).
+    num_groups: int = 1
+    #: Temporal kernel size of conv_a in stem, res2, res3, res4, res5, slow pathway.
+    slow_temporal_kernels: List[int] = field(default_factory=lambda: [1, 1, 1, 3, 3])
+    #: Temporal kernel size of conv_a in stem, res2, res3, res4, res5, fast pathway.
+    fast_temporal_kernels: List[int] = field(default_factory=lambda: [5, 3, 3, 3, 3])
+    #: Spatial stride and dilation of res5 (AVA: 1 and 2, output stride 16).
+    res5_spatial_stride: int = 1
+    res5_dilation: int = 2
+    #: ``aligned`` argument of torchvision's RoIAlign (half-pixel offset).
+    roi_aligned: bool = True
+    #: RoIAlign output size and its sampling ratio (0 = adaptive).
+    roi_resolution: int = 7
+    roi_sampling_ratio: int = 0
+    #: Dropout before the final linear layer.
+    dropout: float = 0.5
+
+
+@dataclass
+class DataConfig:
+    """Where the AVA-format data is and how clips are made from it."""
+
+    #: Dataset folder; relative file names below are resolved against it.
+    root: str = ""
+    #: Folder of prepared videos (``<video_id>.mp4``) or of PySlowFast frame folders.
+    video_dir: str = "videos"
+    #: ``video`` (decode prepared videos) or ``frames`` (PySlowFast JPEG frame folders).
+    source: str = "video"
+    train_gt: str = "annotations/train.csv"
+    val_gt: str = "annotations/val.csv"
+    #: Predicted person boxes used at test time (and optionally for training).
+    train_boxes: str = ""
+    val_boxes: str = "annotations/val_predicted_boxes.csv"
+    exclusions: str = "annotations/val_excluded_timestamps.csv"
+    #: Label map of the classes to train and evaluate (empty: the packaged AVA v2.2 80-class map).
+    labelmap: str = ""
+    #: Frame rate of the prepared videos' time axis.
+    fps: int = 30
+    #: Train: short-side jitter range and square crop size, in pixels.
+    train_jitter_min: int = 256
+    train_jitter_max: int = 320
+    train_crop_size: int = 224
+    #: Random horizontal flip in training.
+    train_flip: bool = True
+    #: Test: short side of the full frame, in pixels.
+    test_short_side: int = 256
+    #: RGB normalisation after /255.
+    mean: List[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
+    std: List[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
+    #: Predicted boxes with at least this score are used at test time (SlowFast configs: 0.8).
+    test_box_threshold: float = 0.8
+    #: Also train on predicted boxes with at least this score (0 = ground-truth boxes only).
+    train_box_threshold: float = 0.0
+    #: DataLoader workers per process.
+    num_workers: int = 2
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping of ``ava-detect train``."""
+
+    output_dir: str = "runs/train"
+    #: Clips per process per step.
+    batch_size: int = 8
+    epochs: int = 20
+    #: Learning rate for ``reference_batch_size`` clips in total; scaled linearly with the global batch.
+    base_lr: float = 0.1
+    reference_batch_size: int = 64
+    #: ``steps`` (multiply by ``lr_decay`` at each of ``lr_steps`` epochs) or ``cosine``.
+    lr_policy: str = "steps"
+    lr_steps: List[int] = field(default_factory=lambda: [10, 15])
+    lr_decay: float = 0.1
+    warmup_epochs: float = 5.0
+    warmup_start_lr: float = 0.000125
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-7
+    #: Train only the head.
+    freeze_backbone: bool = False
+    #: Keep batch-norm statistics and affine parameters fixed.
+    freeze_bn: bool = False
+    #: Mixed precision (GPU only).
+    amp: bool = True
+    #: Clip the gradient norm to this value (0 = off).
+    clip_grad_norm: float = 0.0
+    #: Validate every N epochs (0 = only at the end).
+    eval_period: int = 1
+    #: Save a checkpoint every N epochs.
+    checkpoint_period: int = 1
+    seed: int = 0
+    #: Weights to start from: a file or a published name (empty = random initialisation).
+    weights: str = ""
+
+
+@dataclass
+class TestConfig:
+    """``ava-detect test``: inference and evaluation."""
+
+    output_dir: str = "runs/test"
+    batch_size: int = 8
+    #: ``activitynet`` (official) or ``pyslowfast``.
+    protocol: str = "activitynet"
+    #: Label map used for the headline number (empty: the packaged official 60-class list).
+    eval_labelmap: str = ""
+    #: bf16 autocast on CPU / fp16 on GPU for inference.
+    autocast: bool = False
+
+
+@dataclass
+class DetectorConfig:
+    """The person detector that proposes boxes."""
+
+    #: ``torchvision``, ``detectron2`` or ``csv``.
+    backend: str = "torchvision"
+    #: Weights file or published name (empty: the backend's default COCO weights).
+    weights: str = ""
+    #: detectron2 model-zoo config (backend ``detectron2``).
+    detectron2_config: str = "COCO-Detection/faster_rcnn_R_50_FPN_3x.yaml"
+    #: Precomputed box CSV (backend ``csv``).
+    boxes_csv: str = ""
+    score_threshold: float = 0.8
+    #: Shorter side the detector resizes frames to.
+    min_size: int = 800
+    batch_size: int = 4
+
+
+@dataclass
+class AnnotateConfig:
+    """``ava-detect annotate``: labelling a user's clip."""
+
+    #: Seconds between keyframes.
+    every: float = 1.0
+    #: Actions with at least this probability are drawn and written.
+    threshold: float = 0.3
+    #: At most this many actions per person are drawn.
+    top_k: int = 3
+    #: Action-model batch size (keyframes).
+    batch_size: int = 4
+    #: Label map of the drawn names (empty: the packaged 80-class map).
+    labelmap: str = ""
+
+
+@dataclass
+class Config:
+    """The whole configuration (one section per step of the pipeline)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+
+
+def _read_yaml(path: Path, seen: Sequence[Path] = ()) -> Dict[str, Any]:
+    """Read one YAML file and its ``_base_`` chain, merged (later wins)."""
+    path = path.resolve()
+    if path in seen:
+        raise AvaDetectError("config includes itself through '_base_'", path)
+    if not path.is_file():
+        raise AvaDetectError("config file not found", path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise AvaDetectError(f"invalid YAML: {getattr(e, 'problem', e)}", path, mark.line + 1 if mark else None) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise AvaDetectError(f"expected a mapping of sections at the top level, found {type(data).__name__}", path)
+    bases = data.pop("_base_", [])
+    if isinstance(bases, str):
+        bases = [bases]
+    merged: Dict[str, Any] = {}
+    for base in bases:
+        merged = _deep_merge(merged, _read_yaml(path.parent / base, [*seen, path]))
+    return _deep_merge(merged, data)
+
+
+def _deep_merge(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _merge_checked(schema: DictConfig, data: Union[Dict[str, Any], DictConfig], source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(schema, data)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "?"
+        msg = getattr(e, "msg", str(e)).splitlines()[0]
+        if "not in" in msg or "Key" in msg and "not" in msg:
+            section = key.split(".")[0]
+            node = getattr(Config(), section, None)
+            valid = ""
+            if dataclasses.is_dataclass(node):
+                valid = f" (valid keys of '{section}': {', '.join(f.name for f in dataclasses.fields(node))})"
+            elif "." not in key:
+                valid = f" (valid sections: {', '.join(f.name for f in dataclasses.fields(Config))})"
+            raise AvaDetectError(f"unknown config key '{key}'{valid}", source) from None
+        raise AvaDetectError(f"bad value for config key '{key}': {msg}", source) from None
+
+
+def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) -> Config:
+    """Load the config: defaults, then the YAML file (with its ``_base_`` chain), then overrides.
+
+    Args:
+        path: YAML file, or None for the built-in defaults.
+        overrides: ``["section.key=value", ...]``; values are parsed as YAML (``train.epochs=3``,
+            ``model.roi_aligned=false``, ``data.mean=[0.5,0.5,0.5]``).
+
+    Raises:
+        AvaDetectError: unknown key, wrong type, malformed override or YAML, naming key and file.
+    """
+    cfg = OmegaConf.structured(Config)
+    if path is not None:
+        cfg = _merge_checked(cfg, _read_yaml(Path(path)), os.fspath(path))
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or "." not in key:
+            raise AvaDetectError(f"override {item!r} must look like section.key=value", "command line")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            parsed = value
+        nested: Dict[str, Any] = {}
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = parsed
+        cfg = _merge_checked(cfg, nested, "command line")
+    return OmegaConf.to_object(cfg)
+
+
+def config_to_dict(cfg: Config) -> Dict[str, Any]:
+    """The config as plain nested dicts (for saving and for checkpoints)."""
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(data: Dict[str, Any], source: str = "checkpoint") -> Config:
+    """Inverse of :func:`config_to_dict`, with the same checks as :func:`load_config`."""
+    return OmegaConf.to_object(_merge_checked(OmegaConf.structured(Config), data, source))
+
+
+def save_config(cfg: Config, path: PathLike) -> None:
+    """Write the resolved config as YAML next to a run's outputs (atomically)."""
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)

@@ -1,0 +1,1 @@
+"""AVA data: file formats, constants, video decoding, sampling, transforms, datasets."""

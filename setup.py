@@ -1,0 +1,34 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="ava_detect",
+    version="0.1.0",
+    description="Spatiotemporal action detection on AVA-style video: SlowFast + RoI head, "
+    "official frame-mAP evaluation, training, and annotation of your own clips.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["ava_detect", "ava_detect.*", "data_prep", "data_prep.*"]),
+    package_data={"ava_detect": ["resources/*.pbtxt"]},
+    include_package_data=True,
+    install_requires=[
+        # torchvision pins the exact torch it was built for: pip installs them as a matching pair.
+        "torch",
+        "torchvision",
+        "av",
+        "numpy",
+        "pandas",
+        "scipy",
+        "pycocotools",
+        "pyyaml",
+        "omegaconf",
+        "tqdm",
+        "matplotlib",
+        "pillow",
+    ],
+    extras_require={
+        "test": ["pytest", "pytorchvideo==0.1.5"],
+    },
+    entry_points={"console_scripts": ["ava-detect=ava_detect.cli:main"]},
+)
