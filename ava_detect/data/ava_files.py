@@ -130,6 +130,9 @@ def read_labelmap(path: PathLike) -> LabelMap:
     def line_of(offset: int) -> int:
         return text.count("\n", 0, offset) + 1
 
+    def start_of(m: "re.Match[str]") -> int:  # position of the token itself, after its leading blanks
+        return m.end() - len(m.group(0).lstrip())
+
     def next_token(start: int):
         m = _PBTXT_TOKEN.match(text, start)
         while m and m.group(1) is not None:  # comment
@@ -144,9 +147,9 @@ def read_labelmap(path: PathLike) -> LabelMap:
             break
         if m.group(2) not in ("label", "item"):
             raise AvaDetectError(
-                f"expected a 'label {{' or 'item {{' block, found {m.group(0).strip()!r}", path, line_of(m.start())
+                f"expected a 'label {{' or 'item {{' block, found {m.group(0).strip()!r}", path, line_of(start_of(m))
             )
-        block_start = m.start()
+        block_start = start_of(m)
         m = next_token(m.end())
         if m is None or m.group(3) is None:
             raise AvaDetectError("expected '{' after the block name", path, line_of(block_start))
@@ -160,8 +163,8 @@ def read_labelmap(path: PathLike) -> LabelMap:
                 pos = m.end()
                 break
             if m.group(2) is None:
-                raise AvaDetectError(f"expected a field name, found {m.group(0).strip()!r}", path, line_of(m.start()))
-            key, key_pos = m.group(2), m.start()
+                raise AvaDetectError(f"expected a field name, found {m.group(0).strip()!r}", path, line_of(start_of(m)))
+            key, key_pos = m.group(2), start_of(m)
             m = next_token(m.end())
             if m is None or m.group(5) is None:
                 raise AvaDetectError(f"expected ':' after {key!r}", path, line_of(key_pos))
@@ -241,9 +244,13 @@ def _diagnose(path: Path, kind: str) -> AvaDetectError:
                 if col == 7 and kind == "ground_truth" and value == "":
                     continue
                 try:
-                    float(value)
+                    number = float(value)
                 except ValueError:
                     return AvaDetectError(f"column {col + 1} ({names[col]}) is not a number: {value!r}", path, lineno)
+                if not np.isfinite(number):
+                    return AvaDetectError(
+                        f"column {col + 1} ({names[col]}) must be a finite number, found {value!r}", path, lineno
+                    )
     return AvaDetectError(f"cannot parse as an AVA CSV ({layout})", path)
 
 
@@ -262,7 +269,6 @@ def _read_box_csv(path: PathLike, kind: str) -> pd.DataFrame:
             dtype=dtypes,
             skip_blank_lines=False,
             engine="c",
-            float_precision="round_trip",
             na_filter=True,
             keep_default_na=False,
             na_values=[""],

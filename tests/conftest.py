@@ -1,0 +1,40 @@
+"""Shared test fixtures.
+
+Reference data lives in two places: small files copied into ``tests/fixtures`` (always there)
+and large ones in ``../shared`` beside the project (there in CI; absent in a user's clone, where
+the tests that need it skip with a reason).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("AVA_DETECT_SHARED", ROOT.parent / "shared"))
+FIXTURES = ROOT / "tests" / "fixtures"
+
+# Two cores in CI: keep torch from oversubscribing when several things run.
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def shared_path(relative: str) -> Path:
+    """Path inside ``../shared``; skips the calling test when it is absent."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"needs {relative} from the shared reference data (../shared), which is not present")
+    return path
+
+
+@pytest.fixture
+def shared():
+    """``shared("fixtures/models/...")`` -> Path, skipping the test when ../shared lacks it."""
+    return shared_path
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
