@@ -1,0 +1,59 @@
+"""The ``ava-detect`` command: help for every command, one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from ava_detect import cli
+
+
+def _subcommands(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield [name], sub
+                for rest, subsub in _subcommands(sub):
+                    yield [name, *rest], subsub
+
+
+def test_help_of_every_command(capsys):
+    parser = cli.build_parser()
+    commands = list(_subcommands(parser))
+    assert [c for c, _ in commands if len(c) == 1], "no commands registered"
+    for words, _ in [([], parser), *commands]:
+        with pytest.raises(SystemExit) as e:
+            cli.main([*words, "--help"])
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: ava-detect"), words
+        assert len(out.splitlines()) > 2
+
+
+def test_console_script_runs():
+    # the installed entry point and `python -m ava_detect` behave the same
+    out = subprocess.run([sys.executable, "-m", "ava_detect", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("ava-detect ")
+
+
+def test_our_errors_are_one_line_with_status_2(capsys, monkeypatch):
+    from ava_detect.errors import AvaDetectError
+
+    def failing(args):
+        raise AvaDetectError("expected 8 columns, found 3", "gt.csv", 12)
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name, sub = next(iter(action.choices.items()))
+            sub.set_defaults(_run=failing)
+            break
+    args = [name] + (["synthetic", "--out", "x"] if name == "prep" else [])
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"ava-detect {name}: error: gt.csv:12: expected 8 columns, found 3"
+    assert "Traceback" not in err
