@@ -20,6 +20,7 @@ from ava_detect.errors import AvaDetectError
 #: (command, module, one-line help), in the order they are listed.
 COMMANDS = (
     ("prep", "ava_detect.commands.prep", "prepare AVA-format data (synthetic set, videos, frames, annotations)"),
+    ("eval", "ava_detect.commands.eval", "frame-mAP@0.5 of AVA detections, exactly as the official evaluators"),
 )
 
 

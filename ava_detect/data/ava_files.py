@@ -254,7 +254,32 @@ def _diagnose(path: Path, kind: str) -> AvaDetectError:
     return AvaDetectError(f"cannot parse as an AVA CSV ({layout})", path)
 
 
-def _read_box_csv(path: PathLike, kind: str) -> pd.DataFrame:
+class _Rows:
+    """The columns of a box CSV while it is being checked: numpy arrays, one entry per row.
+
+    ``codes`` index ``names`` (the video ids as written, ``-1`` where the cell is empty);
+    ``values`` holds the numeric columns (float64, NaN where empty) by column name.
+    """
+
+    __slots__ = ("line", "codes", "names", "values")
+
+    def __init__(self, line: np.ndarray, codes: np.ndarray, names: np.ndarray, values: Dict[str, np.ndarray]):
+        self.line = line
+        self.codes = codes
+        self.names = names
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keep only the rows where ``mask`` is True (in place)."""
+        self.line = self.line[mask]
+        self.codes = self.codes[mask]
+        self.values = {k: v[mask] for k, v in self.values.items()}
+
+
+def _read_box_csv(path: PathLike, kind: str) -> _Rows:
     names, min_cols, layout = _KINDS[kind]
     path = Path(path)
     if not path.is_file():
@@ -262,6 +287,8 @@ def _read_box_csv(path: PathLike, kind: str) -> pd.DataFrame:
     dtypes = {name: np.float64 for name in names[1:]}
     dtypes["video_id"] = str
     try:
+        # pandas' default float converter gives exactly the float64 that Python's float() gives
+        # (what the reference evaluators parse), and lets the C parser use several threads.
         df = pd.read_csv(
             path,
             header=None,
@@ -284,28 +311,41 @@ def _read_box_csv(path: PathLike, kind: str) -> pd.DataFrame:
     except UnicodeDecodeError as e:
         raise AvaDetectError(f"not a text CSV file ({e.reason})", path) from None
 
-    df.insert(0, "line", np.arange(1, len(df) + 1, dtype=np.int64))
-    blank = df["video_id"].isna() & df[names[1:]].isna().all(axis=1)
+    # Video ids become integer codes at once: string operations then run on the few distinct
+    # ids, not on every row.
+    codes, uniques = pd.factorize(df["video_id"], use_na_sentinel=True)
+    rows = _Rows(
+        line=np.arange(1, len(df) + 1, dtype=np.int64),
+        codes=codes.astype(np.int64, copy=False),
+        names=np.asarray(uniques, dtype=object),
+        values={name: df[name].to_numpy(dtype=np.float64) for name in names[1:]},
+    )
+    del df
+    blank = rows.codes < 0
     if blank.any():
-        df = df[~blank]
-    _validate(df, path, kind)
-    return df
+        for name in names[1:]:
+            blank &= np.isnan(rows.values[name])
+        if blank.any():
+            rows.keep(~blank)
+    _validate(rows, path, kind)
+    return rows
 
 
-def _first_bad(df: pd.DataFrame, mask: np.ndarray) -> int:
-    return int(df["line"].to_numpy()[np.flatnonzero(mask)[0]])
-
-
-def _fail(df: pd.DataFrame, mask, path: Path, message: str) -> None:
+def _fail(rows: _Rows, mask, path: Path, message: str) -> None:
     mask = np.asarray(mask)
     if mask.any():
-        lineno = _first_bad(df, mask)
+        lineno = int(rows.line[np.flatnonzero(mask)[0]])
         count = int(mask.sum())
         more = f" ({count - 1} more such rows)" if count > 1 else ""
         raise AvaDetectError(f"{message}; row: {_raw_line(path, lineno)!r}{more}", path, lineno)
 
 
-def _validate(df: pd.DataFrame, path: Path, kind: str) -> None:
+def _not_whole(x: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return (x != np.floor(x)) | ~np.isfinite(x)
+
+
+def _validate(rows: _Rows, path: Path, kind: str) -> None:
     names, min_cols, layout = _KINDS[kind]
     required = ["video_id", "second"] + BOX_COLUMNS
     if kind == "ground_truth":
@@ -315,9 +355,9 @@ def _validate(df: pd.DataFrame, path: Path, kind: str) -> None:
     else:
         required.append("score")
     for col in required:
-        missing = df[col].isna().to_numpy()
+        missing = rows.codes < 0 if col == "video_id" else np.isnan(rows.values[col])
         if missing.any():
-            lineno = _first_bad(df, missing)
+            lineno = int(rows.line[np.flatnonzero(missing)[0]])
             raw = _raw_line(path, lineno)
             n_cols = len(next(csv.reader([raw]))) if raw else 0
             if n_cols < min_cols:
@@ -327,68 +367,144 @@ def _validate(df: pd.DataFrame, path: Path, kind: str) -> None:
                 msg = f"column {names.index(col) + 1} ({col}) is empty"
             raise AvaDetectError(f"{msg}; row: {raw!r}", path, lineno)
 
-    _fail(df, (df["video_id"].str.strip() == "").to_numpy(), path, "video id is empty")
-    second = df["second"].to_numpy()
-    _fail(df, (second != np.floor(second)) | (second < 0) | ~np.isfinite(second), path,
-          "timestamp must be a whole, non-negative second (e.g. 0902)")
-    coords = df[BOX_COLUMNS].to_numpy()
-    bad = ~np.isfinite(coords).all(axis=1)
-    _fail(df, bad, path, "box coordinates must be finite numbers")
-    out = ((coords < -COORD_TOLERANCE) | (coords > 1 + COORD_TOLERANCE)).any(axis=1)
-    _fail(df, out, path, f"box coordinates must be normalised to [0, 1] (tolerance {COORD_TOLERANCE})")
+    empty_name = np.array([str(n).strip() == "" for n in rows.names], dtype=bool)
+    if empty_name.any():
+        _fail(rows, empty_name[rows.codes], path, "video id is empty")
+    # Fast path: one comparison per value (NaN fails every comparison); the precise checks
+    # below, in the order that decides the message, run only when something is off.
+    v = rows.values
+    with np.errstate(invalid="ignore"):
+        ok = v["second"] >= 0
+        ok &= v["second"] == np.floor(v["second"])
+        for c in BOX_COLUMNS:
+            ok &= v[c] >= -COORD_TOLERANCE
+            ok &= v[c] <= 1 + COORD_TOLERANCE
+        if "action_id" in required:
+            ok &= v["action_id"] == np.floor(v["action_id"])
+            ok &= np.abs(v["action_id"]) < np.inf
+        if kind == "ground_truth":
+            pid = v["person_id"]
+            ok &= np.isnan(pid) | ((pid == np.floor(pid)) & (np.abs(pid) < np.inf))
+        if "score" in required:
+            ok &= np.abs(v["score"]) < np.inf
+        ok &= v["second"] < np.inf
+    if ok.all():
+        return
+    second = v["second"]
+    with np.errstate(invalid="ignore"):
+        _fail(rows, _not_whole(second) | (second < 0), path, "timestamp must be a whole, non-negative second (e.g. 0902)")
+    coords = [v[c] for c in BOX_COLUMNS]
+    bad = np.zeros(len(rows), dtype=bool)
+    for c in coords:
+        bad |= ~np.isfinite(c)
+    _fail(rows, bad, path, "box coordinates must be finite numbers")
+    for c in coords:
+        bad |= (c < -COORD_TOLERANCE) | (c > 1 + COORD_TOLERANCE)
+    _fail(rows, bad, path, f"box coordinates must be normalised to [0, 1] (tolerance {COORD_TOLERANCE})")
     if "action_id" in required:
-        action = df["action_id"].to_numpy()
-        _fail(df, (action != np.floor(action)) | ~np.isfinite(action), path, "action id must be an integer")
+        _fail(rows, _not_whole(v["action_id"]), path, "action id must be an integer")
     if kind == "ground_truth":
-        pid = df["person_id"].to_numpy()
-        present = ~np.isnan(pid)
-        _fail(df, present & ((pid != np.floor(pid)) | ~np.isfinite(pid)), path, "person id must be an integer")
+        pid = v["person_id"]
+        _fail(rows, ~np.isnan(pid) & _not_whole(pid), path, "person id must be an integer")
     if "score" in required:
-        score = df["score"].to_numpy()
-        _fail(df, ~np.isfinite(score), path, "score must be a finite number (found NaN or infinity)")
+        _fail(rows, ~np.isfinite(v["score"]), path, "score must be a finite number (found NaN or infinity)")
+    raise AssertionError("validation fast path and precise checks disagree")
 
 
-def _finish(df: pd.DataFrame, path: Path, kind: str, labelmap: Optional[LabelMap], degenerate: str) -> pd.DataFrame:
-    """Clip, check box extents, drop unknown actions and exact duplicates, set final dtypes."""
-    df[BOX_COLUMNS] = df[BOX_COLUMNS].clip(0.0, 1.0)
-    coords = df[BOX_COLUMNS].to_numpy()
-    empty = (coords[:, 2] <= coords[:, 0]) | (coords[:, 3] <= coords[:, 1])
-    if empty.any():
+def _row_hash(rows: _Rows, columns: Sequence[str]) -> np.ndarray:
+    """A 64-bit hash of each row's video code and ``columns`` (equal rows, equal hashes)."""
+    h = rows.codes.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    for name in columns:
+        bits = (rows.values[name] + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0
+        h ^= bits + np.uint64(0x9E3779B97F4A7C15) + (h << np.uint64(6)) + (h >> np.uint64(2))
+    return h
+
+
+def _duplicates(rows: _Rows, columns: Sequence[str]) -> np.ndarray:
+    """Rows equal (video id as written and ``columns``) to an earlier row, like
+    ``DataFrame.duplicated(keep="first")``. Rows are hashed first; the exact comparison only
+    runs on rows whose hash occurs more than once."""
+    n = len(rows)
+    dup = np.zeros(n, dtype=bool)
+    if n < 2:
+        return dup
+    candidates = np.flatnonzero(pd.Series(_row_hash(rows, columns)).duplicated(keep=False).to_numpy())
+    if len(candidates):
+        table = pd.DataFrame({"video": rows.codes[candidates], **{c: rows.values[c][candidates] for c in columns}})
+        dup[candidates] = table.duplicated(keep="first").to_numpy()
+    return dup
+
+
+def _finish(rows: _Rows, path: Path, kind: str, labelmap: Optional[LabelMap], degenerate: str,
+            raw: bool = False) -> pd.DataFrame:
+    """Clip, check box extents, drop unknown actions and exact duplicates, set final dtypes.
+
+    ``raw=True`` keeps the rows as written (no clipping, duplicates kept); ``degenerate="keep"``
+    keeps boxes with x2 <= x1 or y2 <= y1.
+    """
+    v = rows.values
+    if not raw:
+        for c in BOX_COLUMNS:
+            v[c] = np.clip(v[c], 0.0, 1.0)
+    keep = np.ones(len(rows), dtype=bool)
+    empty = (v["x2"] <= v["x1"]) | (v["y2"] <= v["y1"])
+    if empty.any() and degenerate != "keep":
         if degenerate == "error":
-            _fail(df, empty, path, "box must have x2 > x1 and y2 > y1")
+            _fail(rows, empty, path, "box must have x2 > x1 and y2 > y1")
         logger.warning("%s: dropped %d rows whose box has x2 <= x1 or y2 <= y1", path, int(empty.sum()))
-        df = df[~empty]
+        keep &= ~empty
 
-    df["second"] = df["second"].astype(np.int64)
-    if kind == "boxes":
-        df = df.drop(columns=["action_id"])
-    else:
-        df["action_id"] = df["action_id"].astype(np.int64)
     if kind == "ground_truth":
-        df["person_id"] = df["person_id"].fillna(-1).astype(np.int64)
-
+        v["person_id"] = np.where(np.isnan(v["person_id"]), -1.0, v["person_id"])
     if labelmap is not None and kind != "boxes":
-        known = df["action_id"].isin(np.asarray(labelmap.ids, dtype=np.int64)).to_numpy()
-        if not known.all():
-            unknown = np.unique(df["action_id"].to_numpy()[~known])
+        known = np.isin(v["action_id"], np.asarray(labelmap.ids, dtype=np.float64))
+        unknown_kept = keep & ~known
+        if unknown_kept.any():
+            unknown = np.unique(v["action_id"][unknown_kept]).astype(np.int64)
             shown = ", ".join(str(i) for i in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
             logger.warning(
                 "%s: skipped %d rows whose action id is not in the label map %s (ids: %s)",
-                path, int((~known).sum()), labelmap.path or "", shown,
+                path, int(unknown_kept.sum()), labelmap.path or "", shown,
             )
-            df = df[known]
+            keep &= known
+    if not keep.all():
+        rows.keep(keep)
 
-    value_cols = [c for c in df.columns if c != "line"]
-    dup = df.duplicated(subset=value_cols, keep="first").to_numpy()
-    if dup.any():
-        logger.info("%s: merged %d exact duplicate rows", path, int(dup.sum()))
-        df = df[~dup]
-    df["video_id"] = df["video_id"].astype(str).str.strip().astype("category")
-    return df.reset_index(drop=True)
+    value_cols = [c for c in _KINDS[kind][0][1:] if not (kind == "boxes" and c == "action_id")]
+    if not raw:
+        dup = _duplicates(rows, value_cols)
+        if dup.any():
+            logger.info("%s: merged %d exact duplicate rows", path, int(dup.sum()))
+            rows.keep(~dup)
+
+    v = rows.values
+    # Video ids: stripped, equal ones merged, categories sorted (as ``astype("category")`` makes them).
+    stripped = np.array([str(n).strip() for n in rows.names], dtype=object)
+    categories = np.unique(stripped) if len(stripped) else np.array([], dtype=object)
+    remap = np.searchsorted(categories, stripped).astype(np.int64) if len(stripped) else np.zeros(0, np.int64)
+    video = pd.Categorical.from_codes(remap[rows.codes] if len(rows) else np.zeros(0, np.int64),
+                                      categories=pd.Index(categories, dtype=object))
+    out = {"line": rows.line, "video_id": video, "second": v["second"].astype(np.int64)}
+    for c in BOX_COLUMNS:
+        out[c] = v[c]
+    if kind != "boxes":
+        out["action_id"] = v["action_id"].astype(np.int64)
+    if kind == "ground_truth":
+        out["person_id"] = v["person_id"].astype(np.int64)
+    else:
+        out["score"] = v["score"]
+    return pd.DataFrame(out, copy=False)  # the arrays are ours: no copy
 
 
-def read_ground_truth(path: PathLike, labelmap: Optional[LabelMap] = None) -> pd.DataFrame:
+def read_ground_truth(path: PathLike, labelmap: Optional[LabelMap] = None, *, raw: bool = False) -> pd.DataFrame:
     """Read an AVA ground-truth CSV (7 or 8 columns).
+
+    Args:
+        path: the CSV file.
+        labelmap: rows whose action is not in it are skipped with one warning counting them.
+        raw: keep the rows exactly as written: coordinates within the tolerance are not clipped
+            and exact duplicate rows are kept (what the reference evaluators count). Validation
+            is the same.
 
     Returns:
         DataFrame with columns ``line, video_id (category), second (int64), x1, y1, x2, y2
@@ -401,8 +517,8 @@ def read_ground_truth(path: PathLike, labelmap: Optional[LabelMap] = None) -> pd
             beyond 1e-3, x2 <= x1 or y2 <= y1, bad timestamp, non-integer action id), with file:line.
     """
     path = Path(path)
-    df = _read_box_csv(path, "ground_truth")
-    return _finish(df, path, "ground_truth", labelmap, degenerate="error")
+    rows = _read_box_csv(path, "ground_truth")
+    return _finish(rows, path, "ground_truth", labelmap, degenerate="error", raw=raw)
 
 
 def read_predicted_boxes(path: PathLike, degenerate: str = "drop") -> pd.DataFrame:
@@ -414,23 +530,31 @@ def read_predicted_boxes(path: PathLike, degenerate: str = "drop") -> pd.DataFra
         or raise (``degenerate="error"``).
     """
     path = Path(path)
-    df = _read_box_csv(path, "boxes")
-    return _finish(df, path, "boxes", None, degenerate=degenerate)
+    rows = _read_box_csv(path, "boxes")
+    return _finish(rows, path, "boxes", None, degenerate=degenerate)
 
 
 def read_detections(
-    path: PathLike, labelmap: Optional[LabelMap] = None, degenerate: str = "drop"
+    path: PathLike, labelmap: Optional[LabelMap] = None, degenerate: str = "drop", *, raw: bool = False
 ) -> pd.DataFrame:
     """Read a detection-result CSV (``video_id,timestamp,x1,y1,x2,y2,action_id,score``).
 
+    Args:
+        path: the CSV file.
+        labelmap: rows whose action is not in it are skipped with one warning counting them.
+        degenerate: boxes with x2 <= x1 or y2 <= y1 are dropped with one counting warning
+            (``"drop"``, as the reference evaluators drop them), raise (``"error"``) or are
+            kept (``"keep"``, for callers that drop them later themselves).
+        raw: keep the rows exactly as written: coordinates within the tolerance are not clipped
+            and exact duplicate rows are kept (what the reference evaluators see).
+
     Returns:
         DataFrame with columns ``line, video_id, second, x1, y1, x2, y2, action_id, score``,
-        in file order. NaN or infinite scores raise; degenerate boxes are dropped with one
-        counting warning (``degenerate="drop"``, as the reference evaluators drop them).
+        in file order. NaN or infinite scores raise.
     """
     path = Path(path)
-    df = _read_box_csv(path, "detections")
-    return _finish(df, path, "detections", labelmap, degenerate=degenerate)
+    rows = _read_box_csv(path, "detections")
+    return _finish(rows, path, "detections", labelmap, degenerate=degenerate, raw=raw)
 
 
 def group_boxes(df: pd.DataFrame) -> pd.DataFrame:
