@@ -54,17 +54,25 @@ class ModelConfig:
     width_per_group: int = 64
     #: Groups of the 3x3 convolutions (1 = ResNet, >1 = ResNeXt).
     num_groups: int = 1
-    #: Temporal kernel size of conv_a in stem, res2, res3, res4, res5, slow pathway.
+    #: Temporal kernel of the stem conv and of conv_a in res2, res3, res4, res5, slow pathway
+    #: (also the one pathway of Slow-only models).
     slow_temporal_kernels: List[int] = field(default_factory=lambda: [1, 1, 1, 3, 3])
-    #: Temporal kernel size of conv_a in stem, res2, res3, res4, res5, fast pathway.
+    #: Temporal kernel of the stem conv and of conv_a in res2, res3, res4, res5, fast pathway.
     fast_temporal_kernels: List[int] = field(default_factory=lambda: [5, 3, 3, 3, 3])
-    #: Spatial stride and dilation of res5 (AVA: 1 and 2, output stride 16).
+    #: Per stage res2..res5: how many leading blocks use the stage's temporal kernel, the rest use 1
+    #: (PySlowFast's ``NUM_BLOCK_TEMP_KERNEL``; its R101 AVA models use [3, 4, 6, 3]). Empty = every block.
+    num_block_temp_kernel: List[int] = field(default_factory=list)
+    #: Spatial stride of res5 (AVA: 1, output stride 16; 2 = the Kinetics classification layout, stride 32).
     res5_spatial_stride: int = 1
+    #: Dilation of res5's 3x3 convolutions (AVA: 2).
     res5_dilation: int = 2
-    #: ``aligned`` argument of torchvision's RoIAlign (half-pixel offset).
+    #: ``aligned`` argument of torchvision's RoIAlign (half-pixel offset): True in PySlowFast's R50
+    #: recipe, False in PyTorchVideo's ``slowfast_r50_detection`` and PySlowFast's Caffe2-era models.
+    #: Must match the setting the weights were trained with.
     roi_aligned: bool = True
-    #: RoIAlign output size and its sampling ratio (0 = adaptive).
+    #: RoIAlign output size (the box features are max-pooled over it).
     roi_resolution: int = 7
+    #: RoIAlign samples per bin (0 = adaptive, the reference setting).
     roi_sampling_ratio: int = 0
     #: Dropout before the final linear layer.
     dropout: float = 0.5
@@ -72,30 +80,45 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where the AVA-format data is and how clips are made from it."""
+    """Where the AVA-format data is and how clips are made from it (see ``ava_detect.data``)."""
 
     #: Dataset folder; relative file names below are resolved against it.
     root: str = ""
-    #: Folder of prepared videos (``<video_id>.mp4``) or of PySlowFast frame folders.
-    video_dir: str = "videos"
-    #: ``video`` (decode prepared videos) or ``frames`` (PySlowFast JPEG frame folders).
+    #: ``video`` (decode prepared videos, ``video_dir``) or ``frames`` (PySlowFast JPEG frame folders, ``frame_dir``).
     source: str = "video"
+    #: Folder of prepared videos ``<video_id><video_suffix>`` (``ava-detect prep videos``).
+    video_dir: str = "videos"
+    #: File name suffix of the prepared videos.
+    video_suffix: str = ".mp4"
+    #: Folder of PySlowFast frame folders ``<video_id>/<video_id>_%06d.jpg`` (``ava-detect prep frames``).
+    frame_dir: str = "frames"
+    #: Decoder threads per clip read (1: DataLoader workers already run in parallel).
+    decode_threads: int = 1
+    #: Ground truth of the training and validation splits.
     train_gt: str = "annotations/train.csv"
     val_gt: str = "annotations/val.csv"
-    #: Predicted person boxes used at test time (and optionally for training).
-    train_boxes: str = ""
+    #: Predicted person boxes: added to the training boxes when ``train_use_predicted_boxes``.
+    train_boxes: str = "annotations/train_predicted_boxes.csv"
+    #: Predicted person boxes used at test time (the test keyframes are the keys that have some).
     val_boxes: str = "annotations/val_predicted_boxes.csv"
+    #: Excluded timestamps of the training split (empty: none).
+    train_exclusions: str = "annotations/train_excluded_timestamps.csv"
+    #: Excluded timestamps of the validation split (empty: none).
     exclusions: str = "annotations/val_excluded_timestamps.csv"
     #: Label map of the classes to train and evaluate (empty: the packaged AVA v2.2 80-class map).
     labelmap: str = ""
     #: Frame rate of the prepared videos' time axis.
     fps: int = 30
+    #: Skip (with a warning counting them) the keyframes of videos that are missing, instead of an error.
+    skip_missing_videos: bool = False
     #: Train: short-side jitter range and square crop size, in pixels.
     train_jitter_min: int = 256
     train_jitter_max: int = 320
     train_crop_size: int = 224
     #: Random horizontal flip in training.
     train_flip: bool = True
+    #: Colour jitter strength in training (brightness/contrast/saturation in 1 +- this; 0 = off).
+    train_color_jitter: float = 0.0
     #: Test: short side of the full frame, in pixels.
     test_short_side: int = 256
     #: RGB normalisation after /255.
@@ -103,8 +126,12 @@ class DataConfig:
     std: List[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
     #: Predicted boxes with at least this score are used at test time (SlowFast configs: 0.8).
     test_box_threshold: float = 0.8
-    #: Also train on predicted boxes with at least this score (0 = ground-truth boxes only).
-    train_box_threshold: float = 0.0
+    #: Also train on the predicted boxes of ``train_boxes`` (PySlowFast's recipes do).
+    train_use_predicted_boxes: bool = False
+    #: Training predicted boxes need at least this score (SlowFast configs: 0.8).
+    train_box_threshold: float = 0.8
+    #: A predicted box takes the labels of a ground-truth box it overlaps with IoU >= this (else: a negative).
+    label_iou_threshold: float = 0.9
     #: DataLoader workers per process.
     num_workers: int = 2
 
@@ -139,8 +166,10 @@ class TrainConfig:
     clip_grad_norm: float = 0.0
     #: Validate every N epochs (0 = only at the end).
     eval_period: int = 1
-    #: Save a checkpoint every N epochs.
+    #: Save a checkpoint every N epochs (``checkpoints/last.pth`` and ``checkpoints/epoch_NNNN.pth``).
     checkpoint_period: int = 1
+    #: Also refresh ``checkpoints/last.pth`` every N iterations (0 = only at epoch ends).
+    checkpoint_iters: int = 0
     seed: int = 0
     #: Weights to start from: a file or a published name (empty = random initialisation).
     weights: str = ""
@@ -162,36 +191,62 @@ class TestConfig:
 
 @dataclass
 class DetectorConfig:
-    """The person detector that proposes boxes."""
+    """The person detector that proposes boxes (``ava-detect detect`` and ``annotate``; see ``ava_detect.detection``)."""
 
-    #: ``torchvision``, ``detectron2`` or ``csv``.
+    #: ``torchvision`` (Faster R-CNN R50-FPN v2, COCO), ``detectron2`` (if installed) or ``csv`` (precomputed boxes).
     backend: str = "torchvision"
-    #: Weights file or published name (empty: the backend's default COCO weights).
+    #: Weights file of the torchvision / detectron2 model (empty: the backend's COCO weights, downloaded on first use).
     weights: str = ""
     #: detectron2 model-zoo config (backend ``detectron2``).
     detectron2_config: str = "COCO-Detection/faster_rcnn_R_50_FPN_3x.yaml"
-    #: Precomputed box CSV (backend ``csv``).
+    #: Precomputed AVA box CSV (backend ``csv``): predicted boxes ``...,,score`` or ground truth (score 1.0).
     boxes_csv: str = ""
+    #: Format of ``boxes_csv``: ``auto`` (from its first row), ``boxes`` or ``ground_truth``.
+    boxes_format: str = "auto"
+    #: Person boxes with a lower score are dropped (AVA recipes give the action model boxes >= 0.8).
     score_threshold: float = 0.8
-    #: Shorter side the detector resizes frames to.
+    #: Short side (pixels) the detector resizes frames to (torchvision / detectron2 default: 800).
     min_size: int = 800
+    #: Cap on the long side (pixels) after that resize.
+    max_size: int = 1333
+    #: Region proposals per frame kept by the torchvision detector's RPN (1000 = torchvision's default;
+    #: fewer is faster on CPU and finds slightly fewer people).
+    proposals: int = 1000
+    #: Frames per detector forward pass.
     batch_size: int = 4
 
 
 @dataclass
 class AnnotateConfig:
-    """``ava-detect annotate``: labelling a user's clip."""
+    """``ava-detect annotate``: labelling a user's clip (see ``ava_detect.annotate``)."""
 
-    #: Seconds between keyframes.
+    #: Action-model weights: a file or a published name (``slowfast_r50_8x8_ava``, downloaded on first use).
+    weights: str = "slowfast_r50_8x8_ava"
+    #: Seconds between keyframes; keyframes are at file times 0, every, 2 * every, ... inside the video.
     every: float = 1.0
-    #: Actions with at least this probability are drawn and written.
+    #: Added to a keyframe's whole second of file time to give the CSV's ``second`` (and the key looked
+    #: up in a box CSV): 0 for user clips, 900 for prepared AVA videos (t=0 is movie second 900).
+    second_offset: int = 0
+    #: Actions with at least this probability are written to the CSV / JSON and may be drawn.
     threshold: float = 0.3
-    #: At most this many actions per person are drawn.
+    #: At most this many actions (the highest scores above ``threshold``) are drawn per person.
     top_k: int = 3
-    #: Action-model batch size (keyframes).
+    #: Action-model batch size (keyframe clips per forward pass).
     batch_size: int = 4
-    #: Label map of the drawn names (empty: the packaged 80-class map).
+    #: Label map of the action names (empty: ``data.labelmap`` when set, else the packaged 80-class map).
     labelmap: str = ""
+    #: Run the action model under bf16 autocast (faster on CPUs with bf16 units and GPUs; scores differ ~1e-2).
+    bf16: bool = False
+    #: Fold batch norm into the convolutions for inference (same scores within ~1e-5, faster on CPU).
+    fuse_bn: bool = True
+    #: Boxes of consecutive keyframes with at least this IoU can be the same person (Hungarian assignment).
+    track_iou: float = 0.3
+    #: A person not seen for up to this many keyframes keeps their id when seen again.
+    track_max_age: int = 2
+    #: h264 quality of the rendered video (x264 CRF: 0 lossless .. 51 worst; 18 looks lossless).
+    crf: int = 20
+    #: x264 preset (speed / size trade-off: ultrafast, veryfast, fast, medium, ...).
+    preset: str = "veryfast"
 
 
 @dataclass

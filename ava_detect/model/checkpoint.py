@@ -1,0 +1,628 @@
+"""Checkpoints: safe reading, our own format, and converters from PyTorchVideo and PySlowFast layouts.
+
+:func:`load_weights` is the one entry point. It accepts a file (or a published name, see
+:mod:`ava_detect.model.published`), detects the layout from the file's keys, maps the names onto
+ours, checks every shape, loads, and returns a :class:`LoadReport` of what was loaded, skipped
+and missing. Layouts understood:
+
+* ours: ``{"model": state_dict, "optimizer", ..., "config"}`` (:func:`save_checkpoint`) or a bare
+  state dict with our names (``backbone.*``, ``head.*``);
+* PyTorchVideo detection ``.pyth``: ``{"model_state": {"model.blocks.*", "detection_head.proj.*"}}``
+  (``slowfast_r50_detection``, ``slow_r50_detection``);
+* PyTorchVideo Kinetics classification ``.pyth``: ``{"model_state": {"blocks.*"}}``; its classification
+  head ``blocks.N.proj`` is dropped and our detection head is freshly initialised;
+* PySlowFast ``.pyth``: ``{"model_state": {"s1.pathway0_stem.*", "s1_fuse.conv_f2s.*", ..., "head.projection.*"}}``,
+  detection or Kinetics classification (a head with another number of classes is dropped);
+* PySlowFast Caffe2 ``.pkl``: ``{"blobs": {"conv1_w", "res2_0_branch2a_w", "t_res_conv1_bn_s", ...}}``
+  (numpy arrays), renamed as PySlowFast's ``c2_model_loading`` does.
+
+Files are read with ``torch.load(weights_only=True)``; plain pickles (Caffe2 ``.pkl``) go through a
+restricted unpickler that admits only numpy arrays and containers. A file that needs anything else
+(i.e. would run code when unpickled) is refused with an :class:`~ava_detect.errors.AvaDetectError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ava_detect.errors import AvaDetectError
+from ava_detect.io import atomic_path
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: The parts of our own checkpoint (all optional except ``model``).
+CHECKPOINT_PARTS = ("model", "optimizer", "scheduler", "scaler", "epoch", "iteration", "rng", "config")
+
+LAYOUTS = {
+    "ava_detect": "ava_detect checkpoint (backbone.*, head.*)",
+    "pytorchvideo_detection": "PyTorchVideo detection model (model.blocks.*, detection_head.*)",
+    "pytorchvideo_classification": "PyTorchVideo Kinetics classification model (blocks.*)",
+    "pyslowfast": "PySlowFast model (s1.pathway0_stem.*, s1_fuse.*, head.projection.*)",
+    "pyslowfast_caffe2": "PySlowFast Caffe2 model (blobs: conv1_w, res2_0_branch2a_w, ...)",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Safe reading
+# --------------------------------------------------------------------------------------------
+
+def _numpy_reconstruct():
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore
+    return _reconstruct, scalar
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickler for plain pickles of numpy arrays and containers (Caffe2 ``.pkl`` blobs).
+
+    Every global a pickle may reference is looked up here; anything but numpy's array
+    reconstruction, dtypes, ``OrderedDict`` and the ``bytes`` codec is refused, so no code
+    from the file can run.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        import codecs
+        import collections
+
+        reconstruct, scalar = _numpy_reconstruct()
+        allowed = {
+            ("numpy.core.multiarray", "_reconstruct"): reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): reconstruct,
+            ("numpy.core.multiarray", "scalar"): scalar,
+            ("numpy._core.multiarray", "scalar"): scalar,
+            ("numpy", "ndarray"): np.ndarray,
+            ("numpy", "dtype"): np.dtype,
+            ("collections", "OrderedDict"): collections.OrderedDict,
+            ("_codecs", "encode"): codecs.encode,
+        }
+        if (module, name) in allowed:
+            return allowed[(module, name)]
+        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+
+
+def _to_tensors(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind in "fiub":
+            return torch.from_numpy(np.ascontiguousarray(obj))
+        return obj
+    if isinstance(obj, Mapping):
+        return {(k.decode("latin1") if isinstance(k, bytes) else k): _to_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_tensors(v) for v in obj)
+    return obj
+
+
+def read_checkpoint(path: PathLike) -> Any:
+    """Read a checkpoint file without running any code from it.
+
+    ``torch.load(map_location="cpu", weights_only=True)`` for PyTorch files; a plain pickle (PySlowFast's
+    Caffe2 ``.pkl``) is read with an unpickler that only admits numpy arrays and containers, and its
+    arrays become tensors.
+
+    Raises:
+        AvaDetectError: missing or unreadable file, or one that would need to run code to be loaded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AvaDetectError("checkpoint file not found", path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError (refused or not torch), RuntimeError, KeyError on garbage, ...
+        torch_error = str(e) or type(e).__name__
+    refused = ("refused: loading it would run code from the file (only tensors, numbers, strings and "
+               "containers are accepted; re-save the weights as a plain state dict with torch.save)")
+    if zipfile.is_zipfile(path):
+        if "Weights only load failed" in torch_error or "Unsupported" in torch_error:
+            detail = _short_torch_reason(torch_error)
+            raise AvaDetectError(f"{refused}; {detail}", path)
+        raise AvaDetectError(f"cannot read PyTorch checkpoint: {torch_error.splitlines()[0]}", path)
+    try:
+        with open(path, "rb") as f:
+            data = _ArraysOnlyUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as e:
+        if "is not allowed" in str(e):
+            raise AvaDetectError(f"{refused}; it needs {e}", path) from None
+        raise AvaDetectError(f"not a PyTorch checkpoint nor a pickle of arrays: {e}", path) from None
+    except Exception as e:  # truncated or foreign binary data
+        raise AvaDetectError(f"not a PyTorch checkpoint nor a pickle of arrays ({type(e).__name__}: {e})", path) from None
+    return _to_tensors(data)
+
+
+def _short_torch_reason(message: str) -> str:
+    for line in message.splitlines():
+        line = line.strip()
+        if "Unsupported global" in line or "GLOBAL" in line:
+            return line.rstrip(".")
+    return "it references objects outside the allowed set"
+
+
+# --------------------------------------------------------------------------------------------
+# Our own format
+# --------------------------------------------------------------------------------------------
+
+def _check_plain(obj: Any, where: str) -> None:
+    if obj is None or isinstance(obj, (Tensor, str, bytes, int, float, bool, torch.dtype, torch.device)):
+        return
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _check_plain(v, f"{where}.{k}")
+        return
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    raise TypeError(f"checkpoint part {where} is a {type(obj).__name__}; only tensors, numbers, strings and "
+                    "lists/dicts of them can be read back safely (convert numpy arrays with torch.from_numpy)")
+
+
+def save_checkpoint(path: PathLike, **parts: Any) -> None:
+    """Write our checkpoint ``{model, optimizer, scheduler, scaler, epoch, iteration, rng, config}`` atomically.
+
+    Args:
+        path: output file (written to a temporary name, then renamed).
+        parts: any of :data:`CHECKPOINT_PARTS`; ``model`` is required and may be an ``nn.Module``
+            (its ``state_dict()``; a ``DistributedDataParallel`` wrapper is unwrapped), other modules /
+            optimizers are stored as their ``state_dict()``. Values must be tensors, numbers, strings
+            or containers of them, so that :func:`read_checkpoint` can read them with ``weights_only=True``.
+    """
+    unknown = sorted(set(parts) - set(CHECKPOINT_PARTS))
+    if unknown:
+        raise TypeError(f"unknown checkpoint part(s) {unknown}; expected some of {list(CHECKPOINT_PARTS)}")
+    if "model" not in parts:
+        raise TypeError("save_checkpoint needs model=")
+    data: Dict[str, Any] = {}
+    for key in CHECKPOINT_PARTS:
+        if key not in parts:
+            continue
+        value = parts[key]
+        if key == "model" and isinstance(value, nn.Module):
+            value = getattr(value, "module", value).state_dict()
+        elif hasattr(value, "state_dict") and callable(value.state_dict):
+            value = value.state_dict()
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        _check_plain(value, key)
+        data[key] = value
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+
+
+# --------------------------------------------------------------------------------------------
+# Layout detection and name mapping
+# --------------------------------------------------------------------------------------------
+
+Rule = Tuple["re.Pattern[str]", Callable[["re.Match[str]"], str]]
+
+
+def _rules(*pairs: Tuple[str, Callable[["re.Match[str]"], str]]) -> List[Rule]:
+    return [(re.compile(p), f) for p, f in pairs]
+
+
+def _i(m: "re.Match[str]", g: int, offset: int = 0) -> int:
+    return int(m.group(g)) + offset
+
+
+_PYSLOWFAST_RULES = _rules(
+    (r"^s1\.pathway(\d+)_stem\.conv\.(\w+)$", lambda m: f"backbone.stem.{m[1]}.conv.{m[2]}"),
+    (r"^s1\.pathway(\d+)_stem\.bn\.(\w+)$", lambda m: f"backbone.stem.{m[1]}.bn.{m[2]}"),
+    (r"^s(\d)_fuse\.conv_f2s\.(\w+)$", lambda m: f"backbone.fusions.{_i(m, 1, -1)}.conv.{m[2]}"),
+    (r"^s(\d)_fuse\.bn\.(\w+)$", lambda m: f"backbone.fusions.{_i(m, 1, -1)}.bn.{m[2]}"),
+    (r"^s(\d)\.pathway(\d+)_res(\d+)\.branch1\.(\w+)$",
+     lambda m: f"backbone.stages.{_i(m, 1, -2)}.{m[2]}.{m[3]}.shortcut_conv.{m[4]}"),
+    (r"^s(\d)\.pathway(\d+)_res(\d+)\.branch1_bn\.(\w+)$",
+     lambda m: f"backbone.stages.{_i(m, 1, -2)}.{m[2]}.{m[3]}.shortcut_bn.{m[4]}"),
+    (r"^s(\d)\.pathway(\d+)_res(\d+)\.branch2\.([abc])\.(\w+)$",
+     lambda m: f"backbone.stages.{_i(m, 1, -2)}.{m[2]}.{m[3]}.conv_{m[4]}.{m[5]}"),
+    (r"^s(\d)\.pathway(\d+)_res(\d+)\.branch2\.([abc])_bn\.(\w+)$",
+     lambda m: f"backbone.stages.{_i(m, 1, -2)}.{m[2]}.{m[3]}.bn_{m[4]}.{m[5]}"),
+    (r"^head\.projection\.(\w+)$", lambda m: f"head.proj.{m[1]}"),
+)
+
+_PYTORCHVIDEO_RULES = _rules(
+    # SlowFast (multipathway) layout
+    (r"^blocks\.0\.multipathway_blocks\.(\d+)\.conv\.(\w+)$", lambda m: f"backbone.stem.{m[1]}.conv.{m[2]}"),
+    (r"^blocks\.0\.multipathway_blocks\.(\d+)\.norm\.(\w+)$", lambda m: f"backbone.stem.{m[1]}.bn.{m[2]}"),
+    (r"^blocks\.(\d)\.multipathway_fusion\.conv_fast_to_slow\.(\w+)$", lambda m: f"backbone.fusions.{m[1]}.conv.{m[2]}"),
+    (r"^blocks\.(\d)\.multipathway_fusion\.norm\.(\w+)$", lambda m: f"backbone.fusions.{m[1]}.bn.{m[2]}"),
+    (r"^blocks\.(\d)\.multipathway_blocks\.(\d+)\.res_blocks\.(\d+)\.(.+)$",
+     lambda m: f"backbone.stages.{_i(m, 1, -1)}.{m[2]}.{m[3]}.{_pv_block(m[4])}"),
+    # Slow-only (single pathway) layout
+    (r"^blocks\.0\.conv\.(\w+)$", lambda m: f"backbone.stem.0.conv.{m[1]}"),
+    (r"^blocks\.0\.norm\.(\w+)$", lambda m: f"backbone.stem.0.bn.{m[1]}"),
+    (r"^blocks\.(\d)\.res_blocks\.(\d+)\.(.+)$", lambda m: f"backbone.stages.{_i(m, 1, -1)}.0.{m[2]}.{_pv_block(m[3])}"),
+    (r"^detection_head\.proj\.(\w+)$", lambda m: f"head.proj.{m[1]}"),
+)
+
+
+def _pv_block(rest: str) -> str:
+    for src, dst in (("branch1_conv.", "shortcut_conv."), ("branch1_norm.", "shortcut_bn."),
+                     ("branch2.conv_", "conv_"), ("branch2.norm_", "bn_")):
+        if rest.startswith(src):
+            return dst + rest[len(src):]
+    return "?" + rest  # never a name of ours: reported as not in the model
+
+
+# PySlowFast's slowfast/utils/c2_model_loading.py, applied in order.
+_CAFFE2_TO_PYSLOWFAST = [(re.compile(p), r) for p, r in (
+    (r"^nonlocal_conv([0-9]+)_([0-9]+)_(.*)", r"s\1.pathway0_nonlocal\2_\3"),
+    (r"^(.*)_nonlocal([0-9]+)_(theta)(.*)", r"\1_nonlocal\2.conv_\3\4"),
+    (r"^(.*)_nonlocal([0-9]+)_(g)(.*)", r"\1_nonlocal\2.conv_\3\4"),
+    (r"^(.*)_nonlocal([0-9]+)_(phi)(.*)", r"\1_nonlocal\2.conv_\3\4"),
+    (r"^(.*)_nonlocal([0-9]+)_(out)(.*)", r"\1_nonlocal\2.conv_\3\4"),
+    (r"^(.*)_nonlocal([0-9]+)_(bn)_(.*)", r"\1_nonlocal\2.\3.\4"),
+    (r"^t_pool1_subsample_bn_(.*)", r"s1_fuse.bn.\1"),
+    (r"^t_pool1_subsample_(.*)", r"s1_fuse.conv_f2s.\1"),
+    (r"^t_res([0-9]+)_([0-9]+)_branch2c_bn_subsample_bn_(.*)", r"s\1_fuse.bn.\3"),
+    (r"^t_res([0-9]+)_([0-9]+)_branch2c_bn_subsample_(.*)", r"s\1_fuse.conv_f2s.\3"),
+    (r"^res([0-9]+)_([0-9]+)_branch([0-9]+)([a-z])_(.*)", r"s\1.pathway0_res\2.branch\3.\4_\5"),
+    (r"^res_conv1_bn_(.*)", r"s1.pathway0_stem.bn.\1"),
+    (r"^conv1_(.*)", r"s1.pathway0_stem.conv.\1"),
+    (r"^res([0-9]+)_([0-9]+)_branch([0-9]+)_(.*)", r"s\1.pathway0_res\2.branch\3_\4"),
+    (r"^res_conv1_(.*)", r"s1.pathway0_stem.conv.\1"),
+    (r"^t_res([0-9]+)_([0-9]+)_branch([0-9]+)([a-z])_(.*)", r"s\1.pathway1_res\2.branch\3.\4_\5"),
+    (r"^t_res_conv1_bn_(.*)", r"s1.pathway1_stem.bn.\1"),
+    (r"^t_conv1_(.*)", r"s1.pathway1_stem.conv.\1"),
+    (r"^t_res([0-9]+)_([0-9]+)_branch([0-9]+)_(.*)", r"s\1.pathway1_res\2.branch\3_\4"),
+    (r"^t_res_conv1_(.*)", r"s1.pathway1_stem.conv.\1"),
+    (r"pred_(.*)", r"head.projection.\1"),
+    (r"(.*)bn.b\Z", r"\1bn.bias"),
+    (r"(.*)bn.s\Z", r"\1bn.weight"),
+    (r"(.*)bn.rm\Z", r"\1bn.running_mean"),
+    (r"(.*)bn.riv\Z", r"\1bn.running_var"),
+    (r"(.*)[\._]b\Z", r"\1.bias"),
+    (r"(.*)[\._]w\Z", r"\1.weight"),
+)]
+
+
+def caffe2_to_pyslowfast_name(name: str) -> str:
+    """PySlowFast's Caffe2 blob renaming, e.g. ``res2_0_branch2a_bn_s`` -> ``s2.pathway0_res0.branch2.a_bn.weight``."""
+    for pattern, repl in _CAFFE2_TO_PYSLOWFAST:
+        name = pattern.sub(repl, name)
+    return name
+
+
+def _apply_rules(rules: List[Rule], key: str) -> Optional[str]:
+    for pattern, fn in rules:
+        m = pattern.match(key)
+        if m:
+            return fn(m)
+    return None
+
+
+@dataclass
+class _Source:
+    """A checkpoint reduced to its weights: ``entries`` maps file key -> (our key or None, tensor)."""
+
+    layout: str
+    entries: Dict[str, Tuple[Optional[str], Tensor]]
+    #: file keys that are known and deliberately not loaded, with the reason
+    ignored: Dict[str, str] = field(default_factory=dict)
+    #: file keys of parts this model does not implement (non-local blocks), with the reason
+    unsupported: Dict[str, str] = field(default_factory=dict)
+    #: file keys of a classification head (dropped; our detection head is initialised)
+    classification_head: List[str] = field(default_factory=list)
+    #: True/False when the file says whether its head is a detection head; None when unknown
+    is_detection: Optional[bool] = None
+    #: the RoIAlign ``aligned`` setting the weights were trained with, when the file tells
+    aligned: Optional[bool] = None
+
+
+def _tensor_items(state: Mapping, path: Path) -> Dict[str, Tensor]:
+    if not isinstance(state, Mapping) or not state:
+        raise AvaDetectError(f"expected a state dict (name -> tensor), found {type(state).__name__}", path)
+    out = {}
+    for k, v in state.items():
+        if isinstance(v, Tensor):
+            out[str(k)] = v
+    if not out:
+        raise AvaDetectError("expected a state dict (name -> tensor), found no tensors", path)
+    return out
+
+
+def _describe_keys(keys) -> str:
+    keys = list(keys)
+    shown = ", ".join(repr(k) for k in keys[:5])
+    return shown + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
+
+
+def _yaml_flag(cfg_text: str, section: str, key: str) -> Optional[bool]:
+    """``True``/``False`` of ``section: ... key: value`` in a PySlowFast ``cfg.dump()`` string, or None."""
+    m = re.search(rf"(?m)^{section}:\s*\n((?:[ \t]+.*\n?)*)", cfg_text)
+    if not m:
+        return None
+    v = re.search(rf"(?m)^[ \t]+{key}:\s*(\w+)", m.group(1))
+    if not v:
+        return None
+    return {"true": True, "false": False}.get(v.group(1).lower())
+
+
+def _parse_source(obj: Any, path: Path) -> _Source:
+    """Detect the layout of a loaded checkpoint and map its names onto ours."""
+    if not isinstance(obj, Mapping):
+        raise AvaDetectError(f"unknown checkpoint layout: expected a dict, found {type(obj).__name__}", path)
+    cfg_text = obj.get("cfg") if isinstance(obj.get("cfg"), str) else None
+    if "blobs" in obj and isinstance(obj["blobs"], Mapping):
+        return _parse_caffe2(obj["blobs"], path)
+    if "model_state" in obj:
+        state = _tensor_items(obj["model_state"], path)
+    elif "model" in obj and isinstance(obj["model"], Mapping):
+        state = _tensor_items(obj["model"], path)
+    elif "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        state = _tensor_items(obj["state_dict"], path)
+    elif any(isinstance(v, Tensor) for v in obj.values()):
+        state = _tensor_items(obj, path)
+    else:
+        raise AvaDetectError(
+            "unknown checkpoint layout: expected a dict with 'model' (ava_detect), 'model_state' (PySlowFast / "
+            f"PyTorchVideo) or 'blobs' (Caffe2), found top-level keys {_describe_keys(obj.keys())}", path)
+    keys = list(state)
+    if any(k.startswith(("backbone.", "head.proj.")) for k in keys):
+        src = _Source("ava_detect", {k: (k, v) for k, v in state.items()}, is_detection=True)
+        cfg = obj.get("config")
+        if isinstance(cfg, Mapping) and isinstance(cfg.get("model"), Mapping):
+            aligned = cfg["model"].get("roi_aligned")
+            src.aligned = aligned if isinstance(aligned, bool) else None
+        return src
+    if any(k.startswith(("model.blocks.", "detection_head.")) for k in keys):
+        # PyTorchVideo never passes `aligned` to RoIAlign: torchvision's default False applies.
+        src = _Source("pytorchvideo_detection", {}, is_detection=True, aligned=False)
+        for k, v in state.items():
+            bare = k[len("model."):] if k.startswith("model.") else k
+            src.entries[k] = (_apply_rules(_PYTORCHVIDEO_RULES, bare), v)
+        return src
+    if any(k.startswith("blocks.") for k in keys):
+        src = _Source("pytorchvideo_classification", {}, is_detection=False)
+        for k, v in state.items():
+            if re.match(r"^blocks\.\d+\.proj\.", k):
+                src.classification_head.append(k)
+            else:
+                src.entries[k] = (_apply_rules(_PYTORCHVIDEO_RULES, k), v)
+        return src
+    if any(k.startswith(("s1.pathway0_stem.", "s1_fuse.", "head.projection.")) for k in keys):
+        src = _Source("pyslowfast", {})
+        _fill_pyslowfast(src, state)
+        if cfg_text:
+            src.is_detection = _yaml_flag(cfg_text, "DETECTION", "ENABLE")
+            if src.is_detection:
+                src.aligned = _yaml_flag(cfg_text, "DETECTION", "ALIGNED")
+        return src
+    raise AvaDetectError(
+        "unknown checkpoint layout: expected names of ava_detect (backbone.*, head.*), PyTorchVideo "
+        "(model.blocks.*, detection_head.*, blocks.*) or PySlowFast (s1.pathway0_stem.*, head.projection.*), "
+        f"found {_describe_keys(keys)}", path)
+
+
+def _fill_pyslowfast(src: _Source, state: Mapping[str, Tensor]) -> None:
+    for k, v in state.items():
+        if "_nonlocal" in k:
+            src.unsupported[k] = "non-local block (not implemented in this model)"
+            continue
+        src.entries[k] = (_apply_rules(_PYSLOWFAST_RULES, k), v)
+
+
+def _parse_caffe2(blobs: Mapping, path: Path) -> _Source:
+    src = _Source("pyslowfast_caffe2", {})
+    renamed: Dict[str, Tensor] = {}
+    for k, v in blobs.items():
+        k = str(k)
+        if k.endswith("_momentum") or k in ("lr", "model_iter") or not isinstance(v, Tensor):
+            src.ignored[k] = "training state, not a weight"
+            continue
+        renamed[caffe2_to_pyslowfast_name(k)] = v
+    if not renamed:
+        raise AvaDetectError("Caffe2 checkpoint has no weight blobs", path)
+    _fill_pyslowfast(src, renamed)
+    if not any(name for name, _ in src.entries.values()):
+        raise AvaDetectError(f"unknown Caffe2 blob names: found {_describe_keys(blobs.keys())}", path)
+    return src
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class LoadReport:
+    """What :func:`load_weights` did. ``summary()`` is the readable version that commands print."""
+
+    source: str
+    layout: str
+    #: our state-dict names that received a value from the file
+    loaded: List[str] = field(default_factory=list)
+    #: file names not loaded, with the reason (classification head, optimizer state, ...)
+    skipped: List[Tuple[str, str]] = field(default_factory=list)
+    #: our names that the file did not provide (left at their initial values)
+    missing: List[str] = field(default_factory=list)
+    #: True when the detection head was (re)initialised instead of loaded
+    head_initialised: bool = False
+    notes: List[str] = field(default_factory=list)
+
+    def summary(self, max_names: int = 8) -> str:
+        def names(items: List[str]) -> str:
+            shown = ", ".join(items[:max_names])
+            return shown + (f", ... (+{len(items) - max_names})" if len(items) > max_names else "")
+
+        lines = [f"weights: {self.source}", f"  layout: {LAYOUTS.get(self.layout, self.layout)}",
+                 f"  loaded: {len(self.loaded)} tensors"]
+        if self.skipped:
+            by_reason: Dict[str, List[str]] = {}
+            for name, reason in self.skipped:
+                by_reason.setdefault(reason, []).append(name)
+            lines.append(f"  skipped: {len(self.skipped)} entries of the file")
+            for reason, items in by_reason.items():
+                lines.append(f"    {reason}: {names(items)}")
+        else:
+            lines.append("  skipped: none")
+        if self.missing:
+            lines.append(f"  missing (left at initial values): {len(self.missing)}: {names(self.missing)}")
+        else:
+            lines.append("  missing: none")
+        if self.head_initialised:
+            lines.append("  detection head: freshly initialised (train it before use)")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def _is_batch_count(name: str) -> bool:
+    return name.endswith("num_batches_tracked")
+
+
+def reset_head(head: nn.Module) -> None:
+    """Initialise the detection head's linear layer as the reference does (normal std 0.01, bias 0)."""
+    proj = head.proj
+    with torch.no_grad():
+        nn.init.normal_(proj.weight, std=0.01)
+        nn.init.zeros_(proj.bias)
+
+
+def load_weights(model: nn.Module, source: PathLike, *, head: str = "auto", strict: bool = True,
+                 progress: bool = True) -> LoadReport:
+    """Load weights into ``model`` (an :class:`~ava_detect.model.detector.ActionDetector` before
+    :meth:`optimized_for_inference`) from a file or a published name; the layout is detected from the file.
+
+    Args:
+        model: the detector to fill, built with the config that matches the weights.
+        source: a checkpoint file (ours, PyTorchVideo ``.pyth``, PySlowFast ``.pyth`` / Caffe2 ``.pkl``)
+            or a published name (:data:`ava_detect.model.published.PUBLISHED`), downloaded into the
+            torch hub cache on first use.
+        head: ``"auto"``: load the file's detection head when it has one; a Kinetics classification
+            head (PyTorchVideo ``blocks.N.proj``, or a PySlowFast head that is not a detection head /
+            has another number of classes) is dropped and our head freshly initialised.
+            ``"load"``: the file must provide a matching head. ``"skip"``: never load the head (e.g. to
+            fine-tune to another label set); it is freshly initialised.
+        strict: every backbone tensor of the model must come from the file and every weight of the
+            file must find a place in the model. With ``strict=False`` such entries are reported instead.
+        progress: show a download progress bar for published names.
+
+    Returns:
+        A :class:`LoadReport` (also logged at INFO level).
+
+    Raises:
+        AvaDetectError: missing/unsafe/unreadable file, unknown layout, a shape mismatch (always), or
+            (``strict``) entries that do not fit the model; the message names the file and what was
+            expected and found.
+    """
+    from ava_detect.model.published import resolve_weights
+
+    if head not in ("auto", "load", "skip"):
+        raise ValueError(f"head must be 'auto', 'load' or 'skip', got {head!r}")
+    path = resolve_weights(source, progress=progress)
+    src = _parse_source(read_checkpoint(path), path)
+    target = model.state_dict()
+    if getattr(model, "fused", False):
+        raise AvaDetectError("load weights into the detector before optimized_for_inference()", path)
+    report = LoadReport(source=os.fspath(source) if os.fspath(source) == os.fspath(path)
+                        else f"{os.fspath(source)} ({os.fspath(path)})", layout=src.layout)
+
+    for k in src.classification_head:
+        report.skipped.append((k, "classification head (not used for detection)"))
+    for k, reason in src.ignored.items():
+        report.skipped.append((k, reason))
+    if src.unsupported and strict:
+        raise AvaDetectError(
+            f"{len(src.unsupported)} entries of the file belong to non-local blocks, which this model does not have: "
+            f"{_describe_keys(src.unsupported)} (pass strict=False to load the rest; outputs will then differ from "
+            "the original model)", path)
+    for k, reason in src.unsupported.items():
+        report.skipped.append((k, reason))
+
+    new_state: Dict[str, Tensor] = {}
+    unexpected: List[str] = []
+    mismatched: List[str] = []
+    head_keys = [k for k in target if k.startswith("head.")]
+    file_head = {k: (ours, v) for k, (ours, v) in src.entries.items() if ours is not None and ours.startswith("head.")}
+
+    for k, (ours, v) in src.entries.items():
+        if ours is not None and ours.startswith("head."):
+            continue
+        if ours is None or ours not in target:
+            unexpected.append(k)
+            continue
+        if target[ours].shape != v.shape:
+            name = k if k == ours else f"{k} ({ours})"
+            mismatched.append(f"{name}: file {tuple(v.shape)}, model {tuple(target[ours].shape)}")
+            continue
+        new_state[ours] = v
+
+    real_unexpected = [k for k in unexpected if not _is_batch_count(k)]
+    if real_unexpected and strict:
+        raise AvaDetectError(
+            f"{len(real_unexpected)} entries of the file have no place in the model: {_describe_keys(real_unexpected)} "
+            "(is it the right architecture? pass strict=False to load the rest)", path)
+    if mismatched:
+        raise AvaDetectError(
+            f"{len(mismatched)} shape mismatch(es) between the file and the model: " + "; ".join(mismatched[:4])
+            + ("; ..." if len(mismatched) > 4 else "")
+            + " (does the model config match the checkpoint? depth, width_per_group, beta_inv, fusion_kernel_size, "
+            "temporal kernels)", path)
+    for k in unexpected:
+        report.skipped.append((k, "not in this model"))
+
+    # The head: loaded, dropped (classification head) or refused.
+    load_head = bool(file_head) and head != "skip"
+    if file_head and head != "skip":
+        head_mismatch = [f"{k}: file {tuple(v.shape)}, model {tuple(target[ours].shape)}"
+                         for k, (ours, v) in file_head.items() if ours in target and target[ours].shape != v.shape]
+        if head_mismatch:
+            if head == "auto" and src.is_detection is not True and src.layout.startswith("pyslowfast"):
+                load_head = False
+                classes = next(iter(file_head.values()))[1].shape[0]
+                for k in file_head:
+                    report.skipped.append((k, f"classification head ({classes} classes, model has {model.head.proj.out_features})"))
+            else:
+                raise AvaDetectError(
+                    "head shape mismatch: " + "; ".join(head_mismatch) + " (the file's head predicts another number of "
+                    "classes or uses other features; check model.num_classes, or load with head='skip' to train a new head)",
+                    path)
+    elif file_head and head == "skip":
+        for k in file_head:
+            report.skipped.append((k, "head not loaded (head='skip')"))
+    if head == "load" and not load_head:
+        raise AvaDetectError(f"expected a detection head ({', '.join(head_keys)}) in the file, found none "
+                             f"({LAYOUTS.get(src.layout, src.layout)})", path)
+
+    if load_head:
+        new_state.update({ours: v for ours, v in file_head.values()})
+    missing = [k for k in target if k not in new_state and not _is_batch_count(k)]
+    missing_backbone = [k for k in missing if not k.startswith("head.")]
+    if missing_backbone and strict:
+        raise AvaDetectError(
+            f"the file lacks {len(missing_backbone)} tensors the model needs: {_describe_keys(missing_backbone)} "
+            f"({LAYOUTS.get(src.layout, src.layout)}; does the model config match? pass strict=False to keep them "
+            "at their initial values)", path)
+    report.missing = missing
+
+    with torch.no_grad():
+        result = model.load_state_dict(new_state, strict=False)
+    assert not result.unexpected_keys, result.unexpected_keys
+    report.loaded = sorted(new_state)
+    if not load_head:
+        reset_head(model.head)
+        report.head_initialised = True
+    if load_head and src.aligned is not None and src.aligned != model.head.aligned:
+        msg = (f"the weights were trained with RoIAlign aligned={src.aligned} but the model uses "
+               f"aligned={model.head.aligned}: scores will differ from the reference (set model.roi_aligned={src.aligned})")
+        report.notes.append(msg)
+        logger.warning("%s", msg)
+    logger.info("%s", report.summary())
+    return report
+
+
+__all__ = ["CHECKPOINT_PARTS", "LAYOUTS", "LoadReport", "caffe2_to_pyslowfast_name", "load_weights",
+           "read_checkpoint", "reset_head", "save_checkpoint"]

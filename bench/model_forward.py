@@ -1,0 +1,221 @@
+"""Forward-pass speed of our SlowFast R50 detector against PyTorchVideo's ``slowfast_r50_detection``.
+
+Both models hold the same weights (PyTorchVideo's model with random weights and batch-norm
+statistics, saved as ``.pyth`` and loaded into ours) and see the same input: one clip of 8 slow /
+32 fast frames at 256x256 and 5 boxes, eval mode. Variants are timed interleaved in one run; the
+script prints each variant's time, its speed ratio against PyTorchVideo fp32 (reference / variant,
+> 1 = faster), the extra peak memory of one forward pass, and the largest probability difference
+to the reference. It never asserts anything about time.
+
+    python bench/model_forward.py                 # CPU, fp32 and bf16 autocast
+    python bench/model_forward.py --device cuda   # on a GPU (TF32 off for fp32)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("AVA_DETECT_SHARED", ROOT.parent / "shared"))
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_extra_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak memory one call of ``fn`` adds on top of what is resident before it (MiB)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    if not os.path.exists("/proc/self/clear_refs"):
+        return float("nan")
+    with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM (the peak RSS) to the current RSS
+        f.write("5")
+    before = _rss_kib("VmRSS")
+    fn()
+    return (_rss_kib("VmHWM") - before) / 1024
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> None:
+    """Random weights and BN statistics of trained-like size (as the reference fixtures were made):
+    He-scaled convolutions (x0.8, last conv of each residual branch x0.5), BN gamma in [0.5, 1.5]."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.Conv3d):
+                gain = 0.4 if name.endswith("conv_c") else 0.8
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * gain * (2 / m.weight[0].numel()) ** 0.5)
+            elif isinstance(m, torch.nn.BatchNorm3d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            elif isinstance(m, torch.nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.in_features ** 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+
+
+def fixture_bf16_difference() -> Dict[str, float]:
+    """Largest |bf16 autocast - fp32| probability on the reference fixtures' inputs (if present)."""
+    from ava_detect.config import load_config
+    from ava_detect.model import build_model, load_weights
+
+    out = {}
+    for name, width, aligned in (("pyslowfast_slowfast_r50_w8", 8, "true"),
+                                 ("pytorchvideo_slowfast_r50_detection_w16", 16, "false")):
+        folder = SHARED / "fixtures" / "models" / name
+        if not folder.is_dir():
+            continue
+        cfg = load_config(ROOT / "configs/ava/slowfast_r50_8x8.yaml",
+                          [f"model.width_per_group={width}", f"model.roi_aligned={aligned}"])
+        model = build_model(cfg)
+        load_weights(model, folder / "checkpoint.pyth")
+        inp = torch.load(folder / "inputs.pt", weights_only=True)
+        fast = model.optimized_for_inference()
+        p32 = fast.predict([inp["slow"], inp["fast"]], inp["boxes"])
+        p16 = fast.predict([inp["slow"], inp["fast"]], inp["boxes"], bf16=True)
+        out[name] = (p16 - p32).abs().max().item()
+    return out
+
+
+def main(argv: List[str] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed forwards per variant (interleaved)")
+    parser.add_argument("--frames", type=int, default=32, help="fast-pathway frames (slow = frames / 4)")
+    parser.add_argument("--size", type=int, default=256, help="input height and width")
+    parser.add_argument("--boxes", type=int, default=5)
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 autocast variants")
+    args = parser.parse_args(argv)
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+
+    from pytorchvideo.models.hub import slowfast_r50_detection
+
+    from ava_detect.config import load_config
+    from ava_detect.model import build_model, load_weights
+
+    torch.manual_seed(0)
+    reference = slowfast_r50_detection(pretrained=False)
+    randomize(reference)
+    reference.eval()
+    ours = build_model(load_config(ROOT / "configs/ava/slowfast_r50_8x8.yaml"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "slowfast_r50_detection.pyth"
+        torch.save({"model_state": reference.state_dict()}, path)
+        load_weights(ours, path)
+    ours.eval()
+    optimized = ours.optimized_for_inference(channels_last=True)
+    folded_only = ours.optimized_for_inference(channels_last=False)
+    reference.to(device), ours.to(device), optimized.to(device), folded_only.to(device)
+
+    g = torch.Generator().manual_seed(1)
+    t, s = args.frames, args.size
+    fast_clip = torch.randn(1, 3, t, s, s, generator=g)
+    slow_clip = fast_clip[:, :, torch.linspace(0, t - 1, t // 4).long()]
+    inputs = [slow_clip.to(device), fast_clip.to(device)]
+    xy = torch.rand(args.boxes, 4, generator=g) * s
+    boxes = torch.cat([torch.zeros(args.boxes, 1), torch.minimum(xy[:, :2], xy[:, 2:]),
+                       torch.maximum(xy[:, :2], xy[:, 2:])], dim=1).to(device)
+
+    def bf16():
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+
+    def run_reference():
+        with torch.no_grad():
+            return reference(list(inputs), boxes)  # PyTorchVideo overwrites the list it is given
+
+    def run_reference_bf16():
+        with torch.no_grad(), bf16():
+            return reference(list(inputs), boxes).float()
+
+    def run(model, autocast=False):
+        def fn():
+            with torch.inference_mode(), (bf16() if autocast else contextlib.nullcontext()):
+                return model(inputs, boxes).float()
+        return fn
+
+    variants: Dict[str, Callable[[], torch.Tensor]] = {
+        "pytorchvideo fp32 (reference)": run_reference,
+        "ours fp32": run(ours),
+        "ours fp32, BN folded": run(folded_only),
+        "ours fp32, BN folded + channels-last": run(optimized),
+    }
+    if not args.no_bf16:
+        variants["pytorchvideo bf16 autocast"] = run_reference_bf16
+        variants["ours bf16 autocast, BN folded + channels-last"] = run(optimized, autocast=True)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    expected = run_reference()
+    diffs, memory = {}, {}
+    for name, fn in variants.items():  # warm-up, output check and memory
+        diffs[name] = (fn() - expected).abs().max().item()
+        sync()
+        memory[name] = peak_extra_memory_mib(fn, device)
+    times: Dict[str, List[float]] = {name: [] for name in variants}
+    cpu_times: Dict[str, List[float]] = {name: [] for name in variants}
+    for _ in range(args.repeats):
+        for name, fn in variants.items():
+            sync()
+            start, cpu_start = time.perf_counter(), time.process_time()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+            cpu_times[name].append(time.process_time() - cpu_start)
+
+    ref_name = "pytorchvideo fp32 (reference)"
+    ref_min, ref_med = min(times[ref_name]), statistics.median(times[ref_name])
+    print(f"SlowFast R50 detector forward, {device.type}"
+          f"{f', {args.threads} threads' if device.type == 'cpu' else ''}: 1 clip {t // 4}/{t} frames at {s}x{s}, "
+          f"{args.boxes} boxes, eval, {args.repeats} interleaved repeats (torch {torch.__version__})")
+    ref_cpu = min(cpu_times[ref_name])
+    print(f"{'variant':48s} {'min s':>7s} {'median s':>9s} {'speed (min)':>11s} {'speed (med)':>11s} "
+          f"{'speed (cpu)':>11s} {'peak +MiB':>9s} {'max |dp|':>9s}")
+    for name in variants:
+        tmin, tmed = min(times[name]), statistics.median(times[name])
+        print(f"{name:48s} {tmin:7.3f} {tmed:9.3f} {ref_min / tmin:10.2f}x {ref_med / tmed:10.2f}x "
+              f"{ref_cpu / min(cpu_times[name]):10.2f}x {memory[name]:9.0f} {diffs[name]:9.2e}")
+    print("speed = reference time / variant time (> 1: faster than PyTorchVideo fp32), from the fastest (min) and "
+          "median wall time and from the least process CPU time (cpu; less sensitive to other load on the machine); "
+          "peak +MiB = extra peak memory of one forward; max |dp| = largest probability difference to the reference")
+    if not args.no_bf16 and device.type == "cpu":
+        diffs_fixture = fixture_bf16_difference()
+        for name, d in diffs_fixture.items():
+            print(f"bf16 autocast vs fp32 on the {name} fixture inputs: max |dp| = {d:.2e}")
+        if not diffs_fixture:
+            print("(reference fixtures not found; bf16 difference on their inputs not measured)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
