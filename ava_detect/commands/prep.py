@@ -2,6 +2,9 @@
 
 Steps (each is also `python -m data_prep.<step>`):
   synthetic     make a synthetic AVA-format dataset that a CPU can train on
+  videos        cut the AVA movies to seconds 900-1801 at 30 fps as h264 (fast seeking)
+  frames        extract PySlowFast's JPEG frame folders and frame lists (only if you need them)
+  annotations   validate a split's annotation files, summarise them, label detected boxes
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import importlib
 #: (step, module, one-line help)
 STEPS = (
     ("synthetic", "data_prep.synthetic", "make a synthetic AVA-format dataset (videos, CSVs, label map)"),
+    ("videos", "data_prep.videos", "cut AVA movies to the annotated segment at 30 fps (h264, fast seeking)"),
+    ("frames", "data_prep.frames", "extract PySlowFast JPEG frame folders and frame lists from prepared videos"),
+    ("annotations", "data_prep.annotations", "validate and summarise a split's annotations; label detected boxes"),
 )
 
 

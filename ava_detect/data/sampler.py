@@ -1,0 +1,54 @@
+"""Which frames make a clip: keyframe second -> fast-pathway frame indices, and the slow subset.
+
+PySlowFast's AVA sampling (``ava_helper`` / ``utils.get_sequence``): the centre frame of
+second ``s`` is ``c = (s - 900) * fps``; the fast pathway takes ``num_frames`` frames
+``range(c - half, c + half, sampling_rate)`` with ``half = num_frames * sampling_rate // 2``,
+each clamped to ``[0, num_video_frames - 1]``. The slow pathway takes
+``linspace(0, T - 1, T // alpha).long()`` of those (PySlowFast's ``PackPathway``); for 32 fast
+frames and alpha 4 that is ``[0, 4, 8, 13, 17, 22, 26, 31]``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ava_detect.data.constants import FPS, frame_index
+
+
+def keyframe_center(second: int, *, fps: int = FPS) -> int:
+    """0-based index of the centre frame of keyframe ``second`` in a prepared video:
+    ``(second - 900) * fps``."""
+    return frame_index(second, fps)
+
+
+def clip_frame_indices(
+    center: int, *, num_frames: int, sampling_rate: int, num_video_frames: Optional[int] = None
+) -> torch.Tensor:
+    """Frame indices of one clip, as PySlowFast samples them.
+
+    Args:
+        center: centre frame index (0-based), see :func:`keyframe_center`.
+        num_frames: frames in the clip (the fast pathway's T).
+        sampling_rate: stride between frames, in frames of the video.
+        num_video_frames: frames in the video; indices are clamped to ``[0, num_video_frames - 1]``.
+            None: only clamped below at 0.
+
+    Returns:
+        ``LongTensor[num_frames]``, non-decreasing.
+    """
+    if num_frames < 1 or sampling_rate < 1:
+        raise ValueError(f"num_frames and sampling_rate must be >= 1, got {num_frames}, {sampling_rate}")
+    half = num_frames * sampling_rate // 2
+    idx = torch.arange(center - half, center + half, sampling_rate, dtype=torch.long)[:num_frames]
+    upper = None if num_video_frames is None else max(int(num_video_frames) - 1, 0)
+    return idx.clamp(min=0, max=upper)
+
+
+def slow_indices(num_frames: int, alpha: int) -> torch.Tensor:
+    """Positions (into the fast frames) of the slow pathway's ``num_frames // alpha`` frames:
+    ``linspace(0, num_frames - 1, num_frames // alpha).long()`` -> ``LongTensor[num_frames // alpha]``."""
+    if alpha < 1 or num_frames // alpha < 1:
+        raise ValueError(f"need num_frames >= alpha >= 1, got num_frames={num_frames}, alpha={alpha}")
+    return torch.linspace(0, num_frames - 1, num_frames // alpha).long()
