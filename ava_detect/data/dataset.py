@@ -330,6 +330,7 @@ class AvaDataset(Dataset):
         fps: frame rate of the frame-index axis (30).
         skip_missing_videos: skip the keyframes of videos that are not in ``source`` (with a
             warning counting them) instead of raising.
+        class_ids: the action id of each label column (and model output column).
     """
 
     def __init__(
@@ -342,7 +343,9 @@ class AvaDataset(Dataset):
         sampling_rate: int,
         fps: int = FPS,
         skip_missing_videos: bool = False,
+        class_ids: Sequence[int] = tuple(range(1, 81)),
     ):
+        self.class_ids = [int(c) for c in class_ids]
         self.keyframes, self.num_video_frames = check_videos(keyframes, source, skip_missing=skip_missing_videos, fps=fps)
         self.source = source
         self.transform = transform
@@ -420,6 +423,12 @@ def collate(items: List[Dict[str, object]]) -> Dict[str, object]:
 # --------------------------------------------------------------------------------------
 
 
+def resolve_data_path(data_cfg, path: str) -> Path:
+    """A path of the ``data`` config section: absolute as given, else relative to ``data.root``."""
+    root = Path(data_cfg.root) if data_cfg.root else Path(".")
+    return Path(path) if os.path.isabs(path) else root / path
+
+
 def build_dataset(cfg, split: str) -> AvaDataset:
     """The dataset of ``split`` (``train``, or ``val`` / ``test`` for the validation split) as
     ``cfg.data`` and ``cfg.model`` describe it. The config is read here, once."""
@@ -428,10 +437,9 @@ def build_dataset(cfg, split: str) -> AvaDataset:
     from ava_detect.data.transforms import TestTransform, TrainTransform
 
     d, m = cfg.data, cfg.model
-    root = Path(d.root) if d.root else Path(".")
 
     def resolve(p: str) -> Path:
-        return Path(p) if os.path.isabs(p) else root / p
+        return resolve_data_path(d, p)
 
     labelmap = read_labelmap(resolve(d.labelmap) if d.labelmap else labelmap_80_path())
     class_ids = list(labelmap.ids)
@@ -469,4 +477,5 @@ def build_dataset(cfg, split: str) -> AvaDataset:
     logger.info("%s split: %d keyframes, %d boxes, from %s", split, len(keyframes), keyframes.num_boxes,
                 source.root)
     return AvaDataset(keyframes=keyframes, source=source, transform=transform, num_frames=m.num_frames,
-                      sampling_rate=m.sampling_rate, fps=d.fps, skip_missing_videos=d.skip_missing_videos)
+                      sampling_rate=m.sampling_rate, fps=d.fps, skip_missing_videos=d.skip_missing_videos,
+                      class_ids=class_ids)

@@ -1,0 +1,46 @@
+"""Train an action detector (head, or head and backbone) on AVA-format data.
+
+One process:            ava-detect train --config configs/synthetic/slowfast_tiny.yaml
+Several (one per GPU):  torchrun --nproc_per_node 8 -m ava_detect train --config CFG
+Resume after a crash:   ava-detect train --config CFG --resume
+
+The learning rate is train.base_lr for train.reference_batch_size clips and scales linearly with
+the global batch (train.batch_size x number of processes). Outputs go to train.output_dir:
+config.yaml, metrics.jsonl, checkpoints/{last,best,epoch_NNNN}.pth.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ava_detect.commands.common import add_config_arguments, config_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from <train.output_dir>/checkpoints/last.pth")
+    parser.add_argument("--weights", metavar="FILE_OR_NAME",
+                        help="initial weights: a checkpoint file or a published name (same as train.weights=...)")
+    parser.add_argument("--output-dir", metavar="DIR", help="same as train.output_dir=DIR")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ava_detect.engine import distributed as du
+    from ava_detect.engine.trainer import train
+
+    cfg = config_from_args(args)
+    if args.weights:
+        cfg.train.weights = args.weights
+    if args.output_dir:
+        cfg.train.output_dir = args.output_dir
+    try:
+        result = train(cfg, resume=args.resume)
+        main = du.is_main_process()
+    finally:
+        du.cleanup()
+    if main:
+        print(f"trained {result.epochs} epochs ({result.iterations} iterations) in {result.seconds / 60:.1f} min; "
+              f"val mAP last {result.last_map:.4f}, best {result.best_map:.4f}")
+        print(f"checkpoints: {result.output_dir / 'checkpoints'}")
+    return 0

@@ -1,0 +1,1 @@
+"""Training and inference loops, distributed helpers, checkpoints and resume."""

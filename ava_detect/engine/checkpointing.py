@@ -1,0 +1,81 @@
+"""Training checkpoints: what a resumed run needs to continue exactly.
+
+A checkpoint is a plain dict ``{model, optimizer, scheduler, scaler, epoch, iteration, rng, config,
+...}`` saved with ``torch.save`` to a temporary name and renamed (a kill during a save leaves the
+previous checkpoint intact), and read back with ``torch.load(weights_only=True)``: everything in
+it is tensors, numbers, strings and containers. Random generator states are stored as tensors and
+integers for that reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+import torch
+
+from ava_detect.errors import AvaDetectError
+from ava_detect.io import atomic_path
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+LAST = "last.pth"
+BEST = "best.pth"
+
+
+def capture_rng() -> Dict[str, Any]:
+    """The state of Python's, numpy's, torch's (and CUDA's) global generators, as safe types."""
+    np_state = np.random.get_state()
+    state: Dict[str, Any] = {
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                  int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: Dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    npy = state["numpy"]
+    np.random.set_state((npy[0], npy[1].numpy().astype(np.uint32), npy[2], npy[3], npy[4]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_training_checkpoint(path: PathLike, state: Dict[str, Any]) -> None:
+    """Write ``state`` atomically (temporary file, then rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    logger.debug("saved checkpoint %s", path)
+
+
+def load_training_checkpoint(path: PathLike, map_location: Optional[Union[str, torch.device]] = "cpu") -> Dict[str, Any]:
+    """Read a training checkpoint without executing pickled code.
+
+    Raises:
+        AvaDetectError: missing file, unreadable or unsafe file, or not a training checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AvaDetectError("checkpoint not found", path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or unsafe files
+        raise AvaDetectError(f"cannot read checkpoint safely: {str(e).splitlines()[0]}", path) from None
+    required = {"model", "optimizer", "epoch", "iteration", "rng", "config"}
+    if not isinstance(state, dict) or not required <= set(state):
+        found = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
+        raise AvaDetectError(f"not a training checkpoint of ours (expected keys {sorted(required)}, found {found})", path)
+    return state

@@ -1,0 +1,104 @@
+"""Inference over a keyframe dataset, sharded over processes, into an :class:`AVAEvaluator`.
+
+Every process runs the keyframes ``rank, rank + n, ...`` (no padded repeats: PySlowFast's
+distributed test repeats keyframes to fill the last batches and counts the repeats as false
+positives); the evaluator gathers what all processes added and evaluates once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ava_detect.engine import distributed as du
+from ava_detect.engine.sample_order import ShardedInferenceSampler
+from ava_detect.evaluation.evaluator import AVAEvaluator
+
+logger = logging.getLogger(__name__)
+
+
+def predict_into(
+    model: nn.Module,
+    dataset: Dataset,
+    evaluator: AVAEvaluator,
+    *,
+    class_ids: Sequence[int],
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+    bf16: bool = False,
+    progress: bool = True,
+) -> Dict[str, float]:
+    """Run ``model`` on this process's share of ``dataset`` and add the results to ``evaluator``.
+
+    Args:
+        model: an :class:`~ava_detect.model.ActionDetector` (any mode; evaluated in eval mode).
+        dataset: a keyframe dataset whose items :func:`~ava_detect.data.dataset.collate` batches.
+        class_ids: the action id of each output column of the model.
+        bf16: bfloat16 autocast (CPU or GPU).
+
+    Returns:
+        ``{"keyframes", "boxes", "seconds"}`` for this process.
+    """
+    from tqdm.auto import tqdm
+
+    from ava_detect.data.dataset import collate
+
+    sampler = ShardedInferenceSampler(len(dataset), num_replicas=du.get_world_size(), rank=du.get_rank())
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                        collate_fn=collate, pin_memory=device.type == "cuda")
+    was_training = model.training
+    model.eval()
+    start, n_keys, n_boxes = time.perf_counter(), 0, 0
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    try:
+        with torch.inference_mode(), autocast:
+            for batch in tqdm(loader, desc="inference", disable=not (progress and du.is_main_process()),
+                              dynamic_ncols=True, leave=False):
+                inputs = [x.to(device, non_blocking=True) for x in batch["inputs"]]
+                rois = batch["rois"].to(device, non_blocking=True)
+                probs = model(inputs, rois).float().cpu()
+                evaluator.add(batch["video_ids"], batch["seconds"], batch["boxes"], probs, class_ids)
+                n_keys += len(batch["keys"])
+                n_boxes += int(rois.shape[0])
+    finally:
+        model.train(was_training)
+    return {"keyframes": n_keys, "boxes": n_boxes, "seconds": time.perf_counter() - start}
+
+
+def build_evaluator(cfg: Any, split: str = "val") -> AVAEvaluator:
+    """The evaluator of the validation split as ``cfg.data`` / ``cfg.test`` describe it.
+
+    Label map: ``test.eval_labelmap``, else ``data.labelmap``, else the official 60-class list.
+    """
+    from ava_detect.data.ava_files import read_exclusions
+    from ava_detect.data.dataset import resolve_data_path
+
+    d = cfg.data
+    labelmap = cfg.test.eval_labelmap or (str(resolve_data_path(d, d.labelmap)) if d.labelmap else None)
+    excluded = read_exclusions(resolve_data_path(d, d.exclusions)) if d.exclusions else set()
+    return AVAEvaluator(ground_truth=resolve_data_path(d, d.val_gt), labelmap=labelmap,
+                        protocol=cfg.test.protocol, excluded=excluded)
+
+
+def evaluate_split(
+    cfg: Any, model: nn.Module, split: str = "val", *, device: Optional[torch.device] = None, progress: bool = True,
+    dataset: Optional[Dataset] = None,
+) -> Dict[str, Any]:
+    """Frame-mAP of ``model`` on ``split`` with the configured protocol (used for validation
+    during training). Returns ``{"mAP": float, "result": FrameMAPResult, ...}`` on every process."""
+    from ava_detect.data.dataset import build_dataset
+
+    device = device or next(model.parameters()).device
+    dataset = dataset if dataset is not None else build_dataset(cfg, split)
+    evaluator = build_evaluator(cfg, split)
+    stats = predict_into(model, dataset, evaluator, class_ids=dataset.class_ids, batch_size=cfg.test.batch_size,
+                         num_workers=cfg.data.num_workers, device=device, bf16=cfg.test.autocast,
+                         progress=progress)
+    result = evaluator.evaluate()
+    return {"mAP": float(result.mAP), "result": result, "evaluator": evaluator, **stats}
