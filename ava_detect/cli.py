@@ -20,6 +20,8 @@ from ava_detect.errors import AvaDetectError
 #: (command, module, one-line help), in the order they are listed.
 COMMANDS = (
     ("prep", "ava_detect.commands.prep", "prepare AVA-format data (synthetic set, videos, frames, annotations)"),
+    ("train", "ava_detect.commands.train", "train an action detector (one process or torchrun), resumable"),
+    ("test", "ava_detect.commands.test", "run a trained detector on the validation split and evaluate it"),
     ("eval", "ava_detect.commands.eval", "frame-mAP@0.5 of AVA detections, exactly as the official evaluators"),
 )
 
