@@ -12,13 +12,14 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from ava_detect import __version__
 from ava_detect.errors import AvaDetectError
 
 #: (command, module, one-line help), in the order they are listed.
 COMMANDS = (
+    ("quickstart", "ava_detect.commands.quickstart", "synthetic data -> train -> test -> annotated clip, on a CPU"),
     ("prep", "ava_detect.commands.prep", "prepare AVA-format data (synthetic set, videos, frames, annotations)"),
     ("train", "ava_detect.commands.train", "train an action detector (one process or torchrun), resumable"),
     ("test", "ava_detect.commands.test", "run a trained detector on the validation split and evaluate it"),
@@ -72,18 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(name: str, run: Callable[[argparse.Namespace], Optional[int]], args: argparse.Namespace) -> int:
+    """Run a command; our errors become one line on stderr and status 2, Ctrl-C status 130."""
+    try:
+        return int(run(args) or 0)
+    except AvaDetectError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbosity)
-    try:
-        return int(args._run(args) or 0)
-    except AvaDetectError as e:
-        print(f"ava-detect {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"ava-detect {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(f"ava-detect {args.command}", args._run, args)
 
 
 if __name__ == "__main__":

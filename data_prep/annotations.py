@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Set
 import numpy as np
 
 from ava_detect.errors import AvaDetectError
+from data_prep import step_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,8 +86,18 @@ def labelled_box_lines(boxes, ground_truth, *, iou_threshold: float) -> List[str
 
 def run(args: argparse.Namespace) -> int:
     from ava_detect.data.ava_files import (
-        group_boxes, read_exclusions, read_ground_truth, read_labelmap, read_predicted_boxes)
-    from ava_detect.data.constants import FIRST_KEYFRAME_SECOND, LAST_KEYFRAME_SECOND, SEGMENT_START_SECOND, labelmap_80_path
+        group_boxes,
+        read_exclusions,
+        read_ground_truth,
+        read_labelmap,
+        read_predicted_boxes,
+    )
+    from ava_detect.data.constants import (
+        FIRST_KEYFRAME_SECOND,
+        LAST_KEYFRAME_SECOND,
+        SEGMENT_START_SECOND,
+        labelmap_80_path,
+    )
     from ava_detect.data.video import FrameFolder, VideoFolder
     from ava_detect.io import atomic_open
     from ava_detect.structures import image_key
@@ -161,21 +172,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from ava_detect.cli import setup_logging
-
-    parser = argparse.ArgumentParser(prog="python -m data_prep.annotations", description=__doc__.strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    setup_logging(0)
-    try:
-        return run(args)
-    except AvaDetectError as e:
-        print(f"prep annotations: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("prep annotations: interrupted", file=sys.stderr)
-        return 130
+    return step_main("annotations", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ava_detect.data.constants import FPS
 from ava_detect.errors import AvaDetectError
+from data_prep import step_main
 
 
 def extract_frames(video: Path, out_dir: Path, *, qscale: int = 1, fps: int = FPS) -> int:
@@ -175,21 +176,7 @@ def _record(video: str, count: int, error: Optional[str], failures: List[str], b
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from ava_detect.cli import setup_logging
-
-    parser = argparse.ArgumentParser(prog="python -m data_prep.frames", description=__doc__.strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    setup_logging(0)
-    try:
-        return run(args)
-    except AvaDetectError as e:
-        print(f"prep frames: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("prep frames: interrupted", file=sys.stderr)
-        return 130
+    return step_main("frames", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 from typing import List, Optional, Tuple
 
 from ava_detect.data.constants import FPS
-from ava_detect.errors import AvaDetectError
+from data_prep import step_main
 
 
 def _size(text: str) -> Tuple[int, int]:
@@ -53,7 +53,12 @@ def _format_bytes(n: int) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ava_detect.data.synthetic import CLASS_IDS, POSE_IDS, SPLITS, make_synthetic_dataset
+    from ava_detect.data.synthetic import (
+        CLASS_IDS,
+        POSE_IDS,
+        SPLITS,
+        make_synthetic_dataset,
+    )
 
     total = max(0, args.videos) * max(0, args.seconds) * FPS
     start = time.perf_counter()
@@ -97,24 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from ava_detect.cli import setup_logging
-
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.synthetic",
-        description=__doc__.strip(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    setup_logging(0)
-    try:
-        return run(args)
-    except AvaDetectError as e:
-        print(f"synthetic: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("synthetic: interrupted", file=sys.stderr)
-        return 130
+    return step_main("synthetic", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

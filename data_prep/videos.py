@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ava_detect.data.constants import FPS, SEGMENT_END_SECOND, SEGMENT_START_SECOND
 from ava_detect.errors import AvaDetectError
+from data_prep import step_main
 
 logger = logging.getLogger(__name__)
 
@@ -241,21 +242,7 @@ def _record(src: str, result, error, made: int, failures: List[Tuple[str, str]],
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from ava_detect.cli import setup_logging
-
-    parser = argparse.ArgumentParser(prog="python -m data_prep.videos", description=__doc__.strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    setup_logging(0)
-    try:
-        return run(args)
-    except AvaDetectError as e:
-        print(f"prep videos: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("prep videos: interrupted", file=sys.stderr)
-        return 130
+    return step_main("videos", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
