@@ -21,9 +21,11 @@ from ava_detect.errors import AvaDetectError
 COMMANDS = (
     ("quickstart", "ava_detect.commands.quickstart", "synthetic data -> train -> test -> annotated clip, on a CPU"),
     ("prep", "ava_detect.commands.prep", "prepare AVA-format data (synthetic set, videos, frames, annotations)"),
+    ("detect", "ava_detect.commands.detect", "person boxes at keyframes of videos -> AVA box CSV (+ AP against ground truth)"),
     ("train", "ava_detect.commands.train", "train an action detector (one process or torchrun), resumable"),
     ("test", "ava_detect.commands.test", "run a trained detector on the validation split and evaluate it"),
     ("eval", "ava_detect.commands.eval", "frame-mAP@0.5 of AVA detections, exactly as the official evaluators"),
+    ("annotate", "ava_detect.commands.annotate", "draw people and their actions on a video; AVA-format CSV / JSON"),
 )
 
 

@@ -1,0 +1,517 @@
+"""``annotate``: a video in, the video with boxes and action labels out, plus CSV / JSON results.
+
+Streaming, in one pass over the decoded frames::
+
+    decode -> ring buffer of RGB frames -> keyframe pictures -> person detector -> tracker (ids)
+                         \\-> clip around each keyframe -> action model (batches) -> results (CSV / JSON)
+    frames whose latest keyframe is scored -> draw boxes + labels -> h264 encoder (+ audio copied)
+
+**Keyframes** are at file times ``0, every, 2 * every, ...`` inside the video (``t = 0`` included,
+so every frame has a latest keyframe). A keyframe's picture is the frame shown at its time.
+**Clips** are chosen by time, as the AVA dataset chooses them: on the ``fps`` (30) time axis the
+clip of the keyframe at time ``t`` takes frames ``clip_frame_indices(round(t * fps), ...)`` (clamped
+to the video), and each index ``i`` is the frame shown at ``i / fps`` seconds; a 25 or 60 fps video
+thus gets the same temporal spacing as a 30 fps one, and a prepared AVA video gives exactly the
+clips of ``ava-detect test``. The clip and boxes go through the test dataset's transform.
+
+**Rendering**: frame ``k`` shows the boxes and labels of the latest keyframe whose picture is at or
+before it; boxes of people seen (same track id) at the next keyframe too are interpolated
+linearly in time between the two keyframe pictures, others stay where they were.
+
+**Memory** does not grow with the video's length: the buffer holds the frames of the oldest clip
+not yet scored up to the newest decoded frame, and frames are encoded as soon as their keyframe's
+scores and the next keyframe's boxes exist, so a frame waits about one keyframe interval plus half
+a clip (the action model runs early, with fewer clips than its batch size, rather than let frames
+wait longer). Results are written keyframe by keyframe.
+
+**Outputs** are written to temporary names and renamed only when everything succeeded; the input
+file is never an output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Union
+
+import av
+import numpy as np
+import torch
+
+from ava_detect.annotate.action import ActionPredictor
+from ava_detect.annotate.render import DrawnPerson, Renderer
+from ava_detect.annotate.results import ResultWriter
+from ava_detect.annotate.tracking import IoUTracker
+from ava_detect.annotate.video_writer import VideoWriter
+from ava_detect.data.constants import FPS
+from ava_detect.data.sampler import clip_frame_indices
+from ava_detect.data.video import FRAME_TIME_TOLERANCE_S, frame_to_rgb, iter_timed_frames, open_video, probe_video
+from ava_detect.detection.base import PersonDetector
+from ava_detect.errors import AvaDetectError
+from ava_detect.io import atomic_open, atomic_path
+from ava_detect.structures import pixels_to_normalized
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+_TOL = FRAME_TIME_TOLERANCE_S
+
+
+def check_output_paths(video: PathLike, outputs: Sequence[Optional[PathLike]]) -> None:
+    """Refuse outputs that are the input video, the same file twice, or a folder.
+
+    Raises:
+        AvaDetectError: naming the offending path.
+    """
+    src = Path(video).resolve()
+    seen = set()
+    for out in outputs:
+        if out is None:
+            continue
+        p = Path(out).resolve()
+        if p == src or (p.exists() and src.exists() and os.path.samefile(p, src)):
+            raise AvaDetectError("refusing to overwrite the input video; choose another output name", out)
+        if p.is_dir():
+            raise AvaDetectError("output is a folder; expected a file name", out)
+        if p in seen:
+            raise AvaDetectError("the same file is given for two outputs", out)
+        seen.add(p)
+
+
+@dataclass
+class AnnotateStats:
+    """What :func:`annotate_video` did.
+
+    Attributes:
+        frames: frames written (= frames decoded). keyframes: keyframes scored. boxes: person
+            boxes over all keyframes. rows: CSV rows. tracks: distinct person ids.
+        video_seconds: duration of the video (s).
+        timings: seconds spent in ``decode`` (incl. RGB conversion), ``detect``, ``action``
+            (transform + model), ``render`` (drawing), ``encode`` (h264 + muxing) and ``total``.
+        max_buffered_frames: most decoded frames held at once (bounded, whatever the video length).
+        width, height, rate: of the input (= of the output).
+    """
+
+    frames: int = 0
+    keyframes: int = 0
+    boxes: int = 0
+    rows: int = 0
+    tracks: int = 0
+    video_seconds: float = 0.0
+    timings: Dict[str, float] = field(default_factory=lambda: dict.fromkeys(
+        ("decode", "detect", "action", "render", "encode", "total"), 0.0))
+    max_buffered_frames: int = 0
+    width: int = 0
+    height: int = 0
+    rate: float = 0.0
+
+
+@dataclass
+class _Frame:
+    index: int  # decode order = output frame number
+    time: float  # seconds from the start of the video stream
+    rgb: np.ndarray
+    in_timeline: bool  # False for a frame whose timestamp goes backwards (not used for clips)
+    rendered: bool = False
+
+
+@dataclass
+class _Keyframe:
+    number: int
+    time: float
+    second: int
+    clip_times: List[float]
+    frame_index: int
+    frame_time: float
+    image: Optional[np.ndarray]
+    clip: Optional[List[np.ndarray]] = None
+    clip_done: bool = False
+    boxes: Optional[torch.Tensor] = None  # [K,4] pixels
+    det_scores: Optional[torch.Tensor] = None
+    ids: Optional[np.ndarray] = None
+    probs: Optional[torch.Tensor] = None  # [K,C]
+    drawn: Optional[List[DrawnPerson]] = None
+
+
+class _Annotator:
+    """The state of one streaming pass (see :func:`annotate_video`)."""
+
+    def __init__(self, *, detector: PersonDetector, predictor: ActionPredictor, renderer: Renderer,
+                 writer: VideoWriter, results: ResultWriter, tracker: IoUTracker, video_id: str, every: float,
+                 second_offset: int, threshold: float, top_k: int, batch_size: int, detect_batch: int,
+                 num_frames: int, sampling_rate: int, fps: int, num_video_frames: int, width: int, height: int,
+                 class_ids: Sequence[int], names: Dict[int, str], stats: AnnotateStats,
+                 progress: Optional[Callable[[int], None]]):
+        self.detector, self.predictor, self.renderer = detector, predictor, renderer
+        self.writer, self.results, self.tracker = writer, results, tracker
+        self.video_id, self.every, self.second_offset = video_id, every, second_offset
+        self.threshold, self.top_k = threshold, top_k
+        self.batch_size, self.detect_batch = max(1, batch_size), max(1, detect_batch)
+        self.num_frames, self.sampling_rate, self.fps = num_frames, sampling_rate, fps
+        self.num_video_frames = num_video_frames
+        self.width, self.height = width, height
+        self.class_ids, self.names = list(class_ids), names
+        self.stats, self.progress = stats, progress
+        #: how long a frame may wait for its keyframe's scores before the action model runs early
+        self.max_wait = every + num_frames * sampling_rate / (2.0 * fps) + 1.0 / fps
+        self.buffer: Deque[_Frame] = deque()
+        self.last_time: Optional[float] = None  # newest frame time in the timeline
+        self.ended = False
+        self.end_time = math.inf
+        self.next_kf = 0  # number of the next keyframe to create
+        self.pending: Deque[_Keyframe] = deque()  # created, not yet scored (in order)
+        self.render_kfs: Deque[_Keyframe] = deque()  # keyframes frames may still be drawn from
+        self.frames_seen = 0
+        self.track_ids: set = set()
+
+    # ---- keyframes and clips -------------------------------------------------------------
+
+    def _kf_time(self, j: int) -> float:
+        return j * self.every
+
+    def _clip_times(self, t: float) -> List[float]:
+        idx = clip_frame_indices(int(round(t * self.fps)), num_frames=self.num_frames,
+                                 sampling_rate=self.sampling_rate, num_video_frames=self.num_video_frames)
+        return [int(i) / self.fps for i in idx]
+
+    def _frame_at(self, t: float) -> _Frame:
+        """The frame shown at time ``t``: the last timeline frame with ``time <= t + tol`` (the first
+        frame for times before it)."""
+        first = None
+        for f in reversed(self.buffer):
+            if not f.in_timeline:
+                continue
+            first = f
+            if f.time <= t + _TOL:
+                return f
+        assert first is not None, "frame buffer lost a needed frame"
+        return first
+
+    def _known_until(self, t: float) -> bool:
+        """Whether the frame shown at ``t`` is decided (a later frame was decoded, or the stream ended)."""
+        return self.ended or (self.last_time is not None and self.last_time > t + _TOL)
+
+    def _create_keyframes(self) -> None:
+        while True:
+            t = self._kf_time(self.next_kf)
+            exists = t + _TOL < self.end_time if self.ended else self._known_until(t)
+            if not exists:
+                return
+            frame = self._frame_at(t)
+            kf = _Keyframe(number=self.next_kf, time=t, second=self.second_offset + int(math.floor(t + 1e-6)),
+                           clip_times=self._clip_times(t), frame_index=frame.index, frame_time=frame.time,
+                           image=frame.rgb)
+            self.pending.append(kf)
+            self.render_kfs.append(kf)
+            self.next_kf += 1
+
+    def _assemble_clips(self) -> None:
+        for kf in self.pending:
+            if kf.clip_done:
+                continue
+            if not self._known_until(kf.clip_times[-1]):
+                return
+            kf.clip = [self._frame_at(t).rgb for t in kf.clip_times]
+            kf.clip_done = True
+
+    # ---- models --------------------------------------------------------------------------
+
+    def _detect(self) -> None:
+        todo = [kf for kf in self.pending if kf.ids is None]
+        if not todo:
+            return
+        if not (self.ended or len(todo) >= self.detect_batch or todo[0].clip_done):
+            return
+        start = time.perf_counter()
+        found = self.detector.detect([torch.from_numpy(kf.image) for kf in todo],
+                                     keys=[(self.video_id, kf.second) for kf in todo])
+        self.stats.timings["detect"] += time.perf_counter() - start
+        for kf, (boxes, scores) in zip(todo, found):
+            kf.boxes, kf.det_scores = boxes.float().cpu(), scores.float().cpu()
+            kf.ids = self.tracker.update(kf.boxes.numpy())
+            kf.image = None
+            self.track_ids.update(int(i) for i in kf.ids)
+
+    def _oldest_unrendered_time(self) -> Optional[float]:
+        for f in self.buffer:
+            if not f.rendered:
+                return f.time
+        return None
+
+    def _score(self) -> None:
+        while True:
+            ready = []
+            for kf in self.pending:
+                if kf.ids is None or not kf.clip_done:
+                    break
+                ready.append(kf)
+                if len(ready) == self.batch_size:
+                    break
+            if not ready:
+                return
+            oldest = self._oldest_unrendered_time()
+            waited_long = oldest is not None and self.last_time is not None and self.last_time - oldest > self.max_wait
+            if not (len(ready) >= self.batch_size or self.ended or waited_long):
+                return
+            start = time.perf_counter()
+            probs = self.predictor.predict([kf.clip for kf in ready], [kf.boxes for kf in ready])
+            self.stats.timings["action"] += time.perf_counter() - start
+            for kf, p in zip(ready, probs):
+                kf.probs = p.float().numpy()
+                kf.clip = None
+                self._finish_keyframe(kf)
+                self.pending.popleft()
+
+    def _finish_keyframe(self, kf: _Keyframe) -> None:
+        boxes_px = kf.boxes.numpy().astype(np.float64)
+        boxes_norm = pixels_to_normalized(kf.boxes, self.width, self.height).numpy()
+        self.results.write_keyframe(time=kf.time, second=kf.second, frame=kf.frame_index, boxes_norm=boxes_norm,
+                                    boxes_px=boxes_px, det_scores=kf.det_scores.numpy(), person_ids=kf.ids,
+                                    probs=kf.probs)
+        drawn = []
+        for k in range(len(boxes_px)):
+            order = np.argsort(-kf.probs[k], kind="stable")
+            order = [j for j in order if kf.probs[k, j] >= self.threshold][: self.top_k]
+            labels = [(self.names.get(self.class_ids[j], str(self.class_ids[j])), float(kf.probs[k, j])) for j in order]
+            drawn.append(DrawnPerson(box=boxes_px[k], person_id=int(kf.ids[k]), labels=labels))
+        kf.drawn = drawn
+        self.stats.keyframes += 1
+        self.stats.boxes += len(boxes_px)
+
+    # ---- rendering -----------------------------------------------------------------------
+
+    def _people_at(self, frame: _Frame, cur: _Keyframe, nxt: Optional[_Keyframe]) -> List[DrawnPerson]:
+        assert cur.drawn is not None
+        if nxt is None or nxt.ids is None or not len(nxt.ids) or frame.index == cur.frame_index:
+            return cur.drawn
+        span = nxt.frame_time - cur.frame_time
+        alpha = min(max((frame.time - cur.frame_time) / span, 0.0), 1.0) if span > 0 else 0.0
+        where = {int(i): k for k, i in enumerate(nxt.ids)}
+        nxt_boxes = nxt.boxes.numpy().astype(np.float64)
+        people = []
+        for person in cur.drawn:
+            k = where.get(person.person_id)
+            if k is None:
+                people.append(person)
+                continue
+            box = (1.0 - alpha) * np.asarray(person.box) + alpha * nxt_boxes[k]
+            people.append(DrawnPerson(box=box, person_id=person.person_id, labels=person.labels))
+        return people
+
+    def _render_ready(self) -> None:
+        for frame in self.buffer:
+            if frame.rendered:
+                continue
+            while len(self.render_kfs) >= 2 and self.render_kfs[1].frame_index <= frame.index:
+                self.render_kfs.popleft()
+            if not self.render_kfs:
+                return
+            cur = self.render_kfs[0]
+            nxt = self.render_kfs[1] if len(self.render_kfs) >= 2 else None
+            all_created = self.ended and not (self._kf_time(self.next_kf) + _TOL < self.end_time)
+            if nxt is None and not all_created:
+                return
+            if cur.drawn is None or (nxt is not None and nxt.ids is None):
+                return
+            start = time.perf_counter()
+            image = self.renderer.draw(frame.rgb, self._people_at(frame, cur, nxt))
+            mid = time.perf_counter()
+            self.writer.write(image)
+            end = time.perf_counter()
+            self.stats.timings["render"] += mid - start
+            self.stats.timings["encode"] += end - mid
+            frame.rendered = True
+            self.stats.frames += 1
+            if self.progress is not None:
+                self.progress(self.stats.frames)
+
+    def _drop_frames(self) -> None:
+        # the earliest time a clip not yet assembled (created or not) still needs
+        earliest = None
+        for kf in self.pending:
+            if not kf.clip_done:
+                earliest = kf.clip_times[0]
+                break
+        if earliest is None:
+            earliest = self._clip_times(self._kf_time(self.next_kf))[0] if not self.ended else math.inf
+        while self.buffer and self.buffer[0].rendered:
+            head = self.buffer[0]
+            if head.in_timeline:
+                later = next((f for f in list(self.buffer)[1:] if f.in_timeline), None)
+                if later is None or later.time > earliest + _TOL:
+                    break  # the head is still the frame shown at `earliest`
+            self.buffer.popleft()
+
+    # ---- driving -------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        self._create_keyframes()
+        self._assemble_clips()
+        self._detect()
+        self._score()
+        self._render_ready()
+        self._drop_frames()
+
+    def add_frame(self, index: int, t: float, rgb: np.ndarray) -> None:
+        in_timeline = self.last_time is None or t > self.last_time
+        self.buffer.append(_Frame(index=index, time=t, rgb=rgb, in_timeline=in_timeline))
+        if in_timeline:
+            self.last_time = t
+        self.stats.max_buffered_frames = max(self.stats.max_buffered_frames, len(self.buffer))
+        self._step()
+
+    def finish(self, end_time: float) -> None:
+        self.ended = True
+        self.end_time = end_time
+        self._step()
+        if self.pending or any(not f.rendered for f in self.buffer):
+            raise AssertionError("annotate: frames or keyframes left after the end of the video")
+
+
+def annotate_video(
+    video: PathLike,
+    *,
+    out_video: PathLike,
+    detector: PersonDetector,
+    predictor: ActionPredictor,
+    class_ids: Sequence[int],
+    names: Dict[int, str],
+    num_frames: int,
+    sampling_rate: int,
+    out_csv: Optional[PathLike] = None,
+    out_json: Optional[PathLike] = None,
+    video_id: Optional[str] = None,
+    every: float = 1.0,
+    second_offset: int = 0,
+    threshold: float = 0.3,
+    top_k: int = 3,
+    batch_size: int = 4,
+    detect_batch: int = 4,
+    fps: int = FPS,
+    track_iou: float = 0.3,
+    track_max_age: int = 2,
+    crf: int = 20,
+    preset: str = "veryfast",
+    progress: Optional[Callable[[int], None]] = None,
+) -> AnnotateStats:
+    """Annotate one video (see the module docstring).
+
+    Args:
+        video: input file (any container / codec PyAV reads).
+        out_video: annotated video (h264; the suffix picks the container, e.g. ``.mp4``).
+        detector: person detector (for a box CSV, keys are ``(video_id, second)``).
+        predictor: the action model with the test transform.
+        class_ids: AVA action id of each model output column; names: id -> display name.
+        num_frames, sampling_rate: the model's clip (fast pathway frames, stride on the ``fps`` axis).
+        out_csv, out_json: result files (optional).
+        video_id: first CSV column and box-CSV key (default: the file name without its suffix).
+        every: seconds between keyframes (> 0).
+        second_offset: added to the whole second of file time of each keyframe (CSV ``second``).
+        threshold: actions with at least this probability are written and may be drawn.
+        top_k: most actions drawn per person.
+        batch_size: keyframe clips per action-model pass. detect_batch: keyframes per detector pass.
+        fps: the clip time axis (AVA: 30).
+        track_iou, track_max_age: tracker settings (:class:`~ava_detect.annotate.tracking.IoUTracker`).
+        crf, preset: x264 settings.
+        progress: called with the number of frames written so far.
+
+    Returns:
+        :class:`AnnotateStats`.
+
+    Raises:
+        AvaDetectError: unreadable, non-video or empty input; an output that is the input; decoding errors.
+            No output file is left behind on any error.
+    """
+    start_all = time.perf_counter()
+    video = Path(video)
+    if not every > 0:
+        raise AvaDetectError(f"keyframe interval must be > 0 seconds, got {every}")
+    if top_k < 0:
+        raise AvaDetectError(f"top-k must be >= 0, got {top_k}")
+    if len(class_ids) != predictor.num_classes:
+        raise AvaDetectError(f"the label map has {len(class_ids)} classes but the action model predicts "
+                             f"{predictor.num_classes}; pass the label map the model was trained with")
+    check_output_paths(video, [out_video, out_csv, out_json])
+    if not Path(out_video).suffix:
+        raise AvaDetectError("output video needs a file suffix that names the container, e.g. .mp4", out_video)
+    info = probe_video(video, fps=fps)
+    video_id = video_id if video_id is not None else video.stem
+    stats = AnnotateStats(width=info.width, height=info.height, video_seconds=info.duration)
+    labels_header = {str(i): names.get(int(i), "") for i in class_ids}
+
+    container, stream = open_video(video)
+    with contextlib.ExitStack() as stack:
+        stack.callback(container.close)
+        rate = stream.average_rate or stream.guessed_rate or Fraction(info.rate).limit_denominator(1001)
+        stats.rate = float(rate)
+        stream.codec_context.thread_type = "AUTO"
+        tb = stream.time_base
+        has_audio = bool(container.streams.audio)
+        video_start = float((stream.start_time or 0) * tb) if tb else 0.0
+        tmp_video = stack.enter_context(atomic_path(out_video))
+        csv_file = stack.enter_context(atomic_open(out_csv, "w", encoding="utf-8", newline="")) if out_csv else None
+        json_file = stack.enter_context(atomic_open(out_json, "w", encoding="utf-8")) if out_json else None
+        try:
+            writer = VideoWriter(tmp_video, width=info.width, height=info.height, rate=rate,
+                                 audio_source=video if has_audio else None, video_start=video_start, crf=crf,
+                                 preset=preset)
+        except (av.FFmpegError, ValueError) as e:
+            raise AvaDetectError(f"cannot write a video here ({e}); use a .mp4 file name", out_video) from None
+        stack.enter_context(writer)
+        header = {"video": os.fspath(video), "video_id": video_id, "width": info.width, "height": info.height,
+                  "fps": float(rate), "every": every, "second_offset": second_offset, "threshold": threshold,
+                  "labels": labels_header}
+        results = ResultWriter(csv_file=csv_file, json_file=json_file, video_id=video_id, header=header,
+                               class_ids=class_ids, names=names, threshold=threshold)
+        annotator = _Annotator(
+            detector=detector, predictor=predictor, renderer=Renderer(width=info.width, height=info.height),
+            writer=writer, results=results, tracker=IoUTracker(min_iou=track_iou, max_age=track_max_age),
+            video_id=video_id, every=float(every), second_offset=int(second_offset), threshold=float(threshold),
+            top_k=int(top_k), batch_size=batch_size, detect_batch=detect_batch, num_frames=num_frames,
+            sampling_rate=sampling_rate, fps=fps, num_video_frames=info.num_frames, width=info.width,
+            height=info.height, class_ids=class_ids, names=names, stats=stats, progress=progress)
+
+        start_ts = stream.start_time
+        last_t, last_duration, index = None, None, 0
+        frames = iter_timed_frames(container, stream)
+        period = 1.0 / float(rate)
+        try:
+            while True:
+                t0 = time.perf_counter()
+                item = next(frames, None)
+                if item is None:
+                    break
+                ts, frame = item
+                if start_ts is None:
+                    start_ts = ts
+                t = float((ts - start_ts) * tb)
+                rgb = frame_to_rgb(frame)
+                if rgb.shape[0] != info.height or rgb.shape[1] != info.width:
+                    rgb = frame_to_rgb(frame, info.width, info.height)  # mid-stream size change: keep one size
+                stats.timings["decode"] += time.perf_counter() - t0
+                if last_t is None or t > last_t:
+                    last_t = t
+                    last_duration = float(frame.duration * tb) if frame.duration else period
+                annotator.add_frame(index, t, rgb)
+                index += 1
+        except av.FFmpegError as e:
+            raise AvaDetectError(f"decoding failed near second {last_t or 0.0:.2f} of the file "
+                                 f"(truncated or corrupt video?): {e}", video) from None
+        if last_t is None:
+            raise AvaDetectError("no frame could be decoded (zero-length or corrupt video)", video)
+        annotator.finish(last_t + max(last_duration or period, 0.0))
+        results.close()
+        stats.rows = results.rows
+        stats.tracks = len(annotator.track_ids)
+    stats.timings["total"] = time.perf_counter() - start_all
+    if stats.boxes == 0:
+        logger.warning("%s: no people found at any of the %d keyframes; the video is written without boxes%s",
+                       video, stats.keyframes, " and the CSV has no rows" if out_csv else "")
+    return stats

@@ -1,0 +1,415 @@
+"""``annotate``: real clips of several formats through small models, the same scores as the test
+dataset for the same boxes, tracking, rendering, bounded memory, and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ava_detect import cli
+from ava_detect.annotate import ActionPredictor, IoUTracker, Renderer, annotate_video, short_name
+from ava_detect.annotate.render import DrawnPerson, font_size_for
+from ava_detect.config import load_config
+from ava_detect.data.transforms import TestTransform
+from ava_detect.detection import CsvPersonDetector
+from ava_detect.model import build_model, save_checkpoint
+from tests.conftest import shared_path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.yaml"
+SMALL_DET = ["detector.min_size=64", "detector.max_size=96", "detector.proposals=20"]
+#: small inputs for the action model too (the published recipe uses 256)
+SMALL_CLIP = ["data.test_short_side=128"]
+CSV_COLUMNS = ["video_id", "second", "x1", "y1", "x2", "y2", "action_id", "score", "person_id"]
+#: (clip, seconds between keyframes)
+REAL_CLIPS = [("arm_wrestling_340x256_28fps.mp4", 2.0), ("carphone_176x144.mp4", 1.0),
+              ("pool_320x240_25fps_audio.avi", 1.0)]
+
+
+def _tiny(tmp_path_factory, num_classes: int) -> Path:
+    torch.manual_seed(0)
+    model = build_model(load_config(TINY, [f"model.num_classes={num_classes}"]))
+    path = tmp_path_factory.mktemp("tiny") / f"tiny{num_classes}.pth"
+    save_checkpoint(path, model=model)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> Path:
+    """The tiny SlowFast of configs/tiny.yaml (80 classes), random weights, saved as our checkpoint."""
+    return _tiny(tmp_path_factory, 80)
+
+
+@pytest.fixture(scope="module")
+def tiny7_weights(tmp_path_factory) -> Path:
+    """The tiny SlowFast for the 7 classes of the synthetic set."""
+    return _tiny(tmp_path_factory, 7)
+
+
+@pytest.fixture(scope="module")
+def detector_weights(tmp_path_factory) -> Path:
+    """Faster R-CNN v2, random weights, classifier set to call every proposal "person"."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.detection.fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None,
+                                                                    num_classes=91)
+    state = model.state_dict()
+    state["roi_heads.box_predictor.cls_score.weight"].zero_()
+    state["roi_heads.box_predictor.cls_score.bias"][1] = 12.0
+    path = tmp_path_factory.mktemp("det") / "frcnn.pth"
+    torch.save(state, path)
+    return path
+
+
+def _synthetic(root: Path, seconds: int) -> Path:
+    from ava_detect.data.synthetic import make_synthetic_dataset
+
+    make_synthetic_dataset(root, num_videos=2, seconds=seconds, size=(160, 120))
+    return root
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    return _synthetic(tmp_path_factory.mktemp("syn6"), 6)
+
+
+def _video_facts(path: Path):
+    """(decoded frame count, average rate, width, height, audio codec or None, audio seconds)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        n = sum(1 for _ in c.decode(s))
+        audio = c.streams.audio[0] if c.streams.audio else None
+        audio_s = float(audio.duration * audio.time_base) if audio is not None and audio.duration else None
+        return (n, Fraction(s.average_rate), s.codec_context.width, s.codec_context.height,
+                audio.codec_context.name if audio is not None else None, audio_s)
+
+
+def _frames(path: Path, indices) -> dict:
+    out = {}
+    with av.open(str(path)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i in indices:
+                out[i] = f.to_ndarray(format="rgb24").astype(np.int16)
+    return out
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        return pd.DataFrame(columns=CSV_COLUMNS)
+    return pd.read_csv(path, header=None, names=CSV_COLUMNS, dtype={"second": str})
+
+
+# ---- real clips ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,every", REAL_CLIPS)
+def test_annotate_real_clips(name, every, tmp_path, tiny_weights, detector_weights):
+    src = shared_path(f"videos/{name}")
+    out, csv, js = tmp_path / "out.mp4", tmp_path / "out.csv", tmp_path / "out.json"
+    rc = cli.main(["annotate", str(src), *SMALL_DET, *SMALL_CLIP, "--config", str(TINY), "--weights", str(tiny_weights),
+                   "--detector-weights", str(detector_weights), "--box-threshold", "0.5", "--threshold", "0.3",
+                   "--every", str(every),
+                   "--out", str(out), "--csv", str(csv), "--json", str(js), "--device", "cpu"])
+    assert rc == 0
+    n_in, rate_in, w_in, h_in, audio_in, audio_s_in = _video_facts(src)
+    n_out, rate_out, w_out, h_out, audio_out, audio_s_out = _video_facts(out)
+    assert (n_out, rate_out, w_out, h_out) == (n_in, rate_in, w_in, h_in)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+    assert audio_out == audio_in  # copied as is (mp3 in the AVI), or absent in both
+    if audio_in is not None:
+        assert audio_s_out == pytest.approx(audio_s_in, abs=0.05)
+
+    result = json.loads(js.read_text())
+    duration = n_in / float(rate_in)
+    expected_kf = [j * every for j in range(math.ceil(duration / every)) if j * every < duration]
+    assert [k["time"] for k in result["keyframes"]] == pytest.approx(expected_kf)
+    assert (result["width"], result["height"]) == (w_in, h_in)
+    frames = [k["frame"] for k in result["keyframes"]]
+    assert frames == sorted(frames) and frames[0] == 0
+    people = [p for k in result["keyframes"] for p in k["people"]]
+    assert people, "the test detector calls every proposal a person"
+    for k in result["keyframes"]:
+        ids = [p["person_id"] for p in k["people"]]
+        assert len(ids) == len(set(ids)) and all(i >= 1 for i in ids)
+        for p in k["people"]:
+            assert all(0.0 <= v <= 1.0 for v in p["box"]) and p["detection_score"] >= 0.5
+            scores = [a["score"] for a in p["actions"]]
+            assert scores == sorted(scores, reverse=True) and all(s >= 0.3 for s in scores)
+
+    rows = _read_csv(csv)
+    assert len(rows) == sum(len(p["actions"]) for p in people) > 0
+    assert set(rows["video_id"]) == {src.stem}
+    assert set(rows["second"].str.len()) == {4}
+    assert {int(s) for s in rows["second"]} <= {int(t) for t in expected_kf}
+    assert rows["person_id"].min() >= 1 and rows["action_id"].between(1, 80).all()
+    assert ((rows["x2"] >= rows["x1"]) & (rows["y2"] >= rows["y1"])).all()
+
+    # the keyframe pictures carry drawings; the pixels differ far more than encoding noise
+    first = result["keyframes"][0]
+    a = _frames(src, {first["frame"]})[first["frame"]]
+    b = _frames(out, {first["frame"]})[first["frame"]]
+    if first["people"]:
+        assert np.abs(a - b).max() > 100
+
+
+def test_annotate_gives_the_test_datasets_scores_for_the_same_boxes(synthetic, tiny7_weights, tmp_path):
+    """Same boxes (a box CSV, movie second = 900 + file time) -> the same clips, transform and scores
+    as the AVA test dataset."""
+    from ava_detect.data.dataset import build_dataset, collate
+    from ava_detect.model import load_weights
+
+    overrides = [f"data.root={synthetic}", "data.labelmap=annotations/labelmap.pbtxt", "model.num_classes=7",
+                 "data.exclusions=", *SMALL_CLIP]
+    cfg = load_config(TINY, overrides)
+    model = build_model(cfg)
+    load_weights(model, tiny7_weights)
+    dataset = build_dataset(cfg, "val")
+    reference = {}
+    for i in range(len(dataset)):
+        batch = collate([dataset[i]])
+        probs = model.predict(batch["inputs"], batch["rois"])
+        for k in range(probs.shape[0]):
+            box = tuple(np.round(batch["boxes"][k].numpy().astype(np.float64), 3))
+            reference[(int(batch["seconds"][k]), box)] = probs[k].numpy()
+    video_id = str(dataset.keyframes.video_ids[0])
+    csv = tmp_path / "out.csv"
+    rc = cli.main(["annotate", str(synthetic / "videos" / f"{video_id}.mp4"), *overrides, "--config", str(TINY),
+                   "--weights", str(tiny7_weights), "--detector", "csv",
+                   "--boxes", str(synthetic / "annotations" / "val_predicted_boxes.csv"), "--second-offset", "900",
+                   "--threshold", "0", "--out", str(tmp_path / "out.mp4"), "--csv", str(csv), "--device", "cpu"])
+    assert rc == 0
+    rows = _read_csv(csv)
+    rows["second"] = rows["second"].astype(int)
+    class_ids = [7, 8, 10, 11, 12, 14, 69]  # the synthetic label map, in model column order
+    assert len(reference) >= 3
+    for (second, box), probs in reference.items():
+        sel = rows[(rows["second"] == second) & np.isclose(rows["x1"], box[0]) & np.isclose(rows["y1"], box[1])
+                   & np.isclose(rows["x2"], box[2]) & np.isclose(rows["y2"], box[3])]
+        got = np.array([sel.loc[sel["action_id"] == c, "score"].iloc[0] for c in class_ids])
+        np.testing.assert_allclose(got, probs, atol=1e-5, rtol=0)
+
+
+# ---- memory ----------------------------------------------------------------------------------
+
+
+def _annotate_api(root: Path, weights: Path, out_dir: Path, **kw):
+    cfg = load_config(TINY, ["model.num_classes=7"])
+    model = build_model(cfg)
+    from ava_detect.model import load_weights
+
+    load_weights(model, weights)
+    predictor = ActionPredictor(model=model.eval(), transform=TestTransform(short_side=64, arch="slowfast", alpha=4))
+    gt = root / "annotations"
+    video = next((root / "videos").glob("*.mp4"))
+    split = "val" if video.stem in (gt / "val.csv").read_text() else "train"
+    detector = CsvPersonDetector(path=gt / f"{split}.csv")
+    return annotate_video(video, out_video=out_dir / "o.mp4", out_csv=out_dir / "o.csv", detector=detector,
+                          predictor=predictor, class_ids=[7, 8, 10, 11, 12, 14, 69], names={},
+                          num_frames=16, sampling_rate=2, second_offset=900, **kw)
+
+
+def test_frame_buffer_does_not_grow_with_video_length(synthetic, tiny7_weights, tmp_path):
+    longer = _synthetic(tmp_path / "syn12", 12)
+    short = _annotate_api(synthetic, tiny7_weights, tmp_path, every=1.0)
+    long = _annotate_api(longer, tiny7_weights, tmp_path, every=1.0)
+    assert (short.frames, long.frames) == (180, 360)
+    assert long.keyframes == 12 and long.boxes > 0
+    # a frame waits at most about one keyframe interval plus half a clip (16 x 2 frames at 30 fps)
+    bound = 30 * (2 * 1.0 + 16 * 2 / 30)
+    assert short.max_buffered_frames <= bound and long.max_buffered_frames <= bound
+    assert long.max_buffered_frames <= short.max_buffered_frames + 2
+    assert set(long.timings) >= {"decode", "detect", "action", "render", "encode", "total"}
+
+
+@pytest.mark.slow
+def test_ten_minute_video_peaks_like_a_one_minute_one(tmp_path, tiny7_weights):
+    """Peak memory (max RSS of the whole process) of annotating a 10-minute 320x240 video is at
+    most 1.5x that of a 1-minute one."""
+    import subprocess
+    import sys
+
+    from ava_detect.data.synthetic import make_synthetic_dataset
+
+    peaks = {}
+    for seconds in (60, 600):
+        root = tmp_path / f"s{seconds}"
+        make_synthetic_dataset(root, num_videos=2, seconds=seconds, size=(320, 240))
+        video = next((root / "videos").glob("*.mp4"))
+        split = "val" if video.stem in (root / "annotations" / "val.csv").read_text() else "train"
+        code = ("import resource, sys; from ava_detect import cli; "
+                "rc = cli.main(sys.argv[1:]); "
+                "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+        args = [sys.executable, "-c", code, "annotate", str(video), "model.num_classes=7", "--config", str(TINY),
+                "--weights", str(tiny7_weights), "--detector", "csv", "--boxes",
+                str(root / "annotations" / f"{split}.csv"), "--second-offset", "900", "--labelmap",
+                str(root / "annotations" / "labelmap.pbtxt"), "--out", str(tmp_path / f"o{seconds}.mp4"),
+                "--csv", str(tmp_path / f"o{seconds}.csv"), "--json", str(tmp_path / f"o{seconds}.json"),
+                "--device", "cpu", "-q"]
+        args.insert(3, "-q")
+        proc = subprocess.run(args[:3] + args[4:], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        peaks[seconds] = int(proc.stdout.split("PEAK")[-1].split()[0])
+    assert peaks[600] <= 1.5 * peaks[60], peaks
+
+
+# ---- tracking and rendering ------------------------------------------------------------------
+
+
+def test_tracker_keeps_ids_of_people_who_move_a_little():
+    tracker = IoUTracker(min_iou=0.3, max_age=1)
+    a = np.array([[10, 10, 50, 100], [100, 10, 140, 100]], dtype=float)
+    ids1 = tracker.update(a)
+    assert sorted(ids1.tolist()) == [1, 2]
+    # the same people, listed in the other order and moved by 5 px, plus a newcomer
+    b = np.array([[105, 12, 145, 102], [300, 10, 340, 100], [15, 10, 55, 100]], dtype=float)
+    ids2 = tracker.update(b)
+    assert ids2.tolist() == [ids1[1], 3, ids1[0]]
+    # person 1 is gone for one keyframe (max_age 1) and comes back: same id; person 2 gone for good
+    assert tracker.update(np.zeros((0, 4))).tolist() == []
+    ids4 = tracker.update(np.array([[16, 10, 56, 100]], dtype=float))
+    assert ids4.tolist() == [ids1[0]]
+    tracker.update(np.zeros((0, 4)))
+    tracker.update(np.zeros((0, 4)))
+    assert tracker.update(np.array([[16, 10, 56, 100]], dtype=float)).tolist() == [4]
+    assert tracker.num_active == 1
+
+
+@pytest.mark.parametrize("size", [(176, 144), (640, 360), (1920, 1080)])
+def test_labels_scale_with_the_frame(size):
+    w, h = size
+    frame = np.full((h, w, 3), 90, dtype=np.uint8)
+    renderer = Renderer(width=w, height=h)
+    assert renderer.font_size == font_size_for(h) >= 11
+    if h >= 1080:
+        assert renderer.font_size >= 30
+    box = (0.3 * w, 0.4 * h, 0.6 * w, 0.95 * h)
+    person = DrawnPerson(box=box, person_id=2, labels=[("talk to (e.g., self, a person, a group)", 0.91),
+                                                       ("stand", 0.55)])
+    out = renderer.draw(frame, [person])
+    assert out.shape == frame.shape and frame[0, 0, 0] == 90  # the input frame is left as it was
+    changed = np.argwhere((out != frame).any(axis=2))
+    # the label block sits above the box, within the frame, about two text lines tall
+    top = int(changed[:, 0].min())
+    assert 0 <= top < box[1] and box[1] - top >= 2 * renderer.font_size
+    assert changed[:, 1].max() < w and changed[:, 0].max() < h
+    assert renderer.draw(frame, []) is frame
+    assert short_name("talk to (e.g., self, a person, a group)") == "talk to"
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+
+def _annotate_cli(video, out_dir: Path, *extra):
+    return cli.main(["annotate", str(video), "--config", str(TINY), "--out", str(out_dir / "out.mp4"),
+                     "--csv", str(out_dir / "out.csv"), "--json", str(out_dir / "out.json"), "--device", "cpu",
+                     *extra])
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    lines = [line for line in err if line.startswith("ava-detect annotate: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def _outputs(folder: Path):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith((".out", "out")))
+
+
+def test_non_video_and_empty_video_are_one_line_errors(tmp_path, tiny_weights, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    assert _annotate_cli(text, tmp_path, "--weights", str(tiny_weights)) == 2
+    assert str(text) in _error_line(capsys)
+    zero = tmp_path / "zero.mp4"
+    zero.write_bytes(b"")
+    assert _annotate_cli(zero, tmp_path, "--weights", str(tiny_weights)) == 2
+    assert str(zero) in _error_line(capsys)
+    empty = tmp_path / "empty.mp4"  # a container header and no frames
+    c = av.open(str(empty), "w")
+    s = c.add_stream("libx264", rate=30)
+    s.width, s.height = 64, 48
+    c.start_encoding()
+    c.close()
+    assert empty.stat().st_size > 0
+    assert _annotate_cli(empty, tmp_path, "--weights", str(tiny_weights)) == 2
+    line = _error_line(capsys)
+    assert str(empty) in line and ("no frames" in line or "no video stream" in line)
+    assert _outputs(tmp_path) == []
+
+
+def test_wrong_weights_leave_no_output(tmp_path, tiny_weights, capsys):
+    video = shared_path("videos/carphone_176x144.mp4")
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("carphone_176x144,0001,0.2,0.1,0.8,0.9,,0.99\n")
+    garbage = tmp_path / "weights.pth"
+    garbage.write_bytes(b"\x00garbage" * 100)
+    assert _annotate_cli(video, tmp_path, "--weights", str(garbage), "--detector", "csv", "--boxes", str(boxes)) == 2
+    assert str(garbage) in _error_line(capsys)
+    # the tiny model's weights do not fit the R50 preset
+    assert cli.main(["annotate", str(video), "--out", str(tmp_path / "out.mp4"), "--weights", str(tiny_weights),
+                     "--config", str(ROOT / "configs/ava/slowfast_r50_8x8.yaml"), "--detector", "csv",
+                     "--boxes", str(boxes), "--device", "cpu"]) == 2
+    assert "shape mismatch" in _error_line(capsys)
+    assert _outputs(tmp_path) == []
+
+
+def test_default_weights_offline_message(tmp_path, monkeypatch, capsys):
+    video = shared_path("videos/carphone_176x144.mp4")
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("carphone_176x144,0001,0.2,0.1,0.8,0.9,,0.99\n")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+
+    def offline(url, *a, **kw):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    rc = cli.main(["annotate", str(video), "--out", str(tmp_path / "out.mp4"), "--detector", "csv",
+                   "--boxes", str(boxes), "--device", "cpu"])
+    assert rc == 2
+    line = _error_line(capsys)
+    assert "https://" in line and "--weights" in line
+    assert _outputs(tmp_path) == []
+
+
+def test_video_without_people(tmp_path, tiny_weights, capsys):
+    video = shared_path("videos/pool_320x240_25fps_audio.avi")
+    empty = tmp_path / "boxes.csv"
+    empty.write_text("")
+    rc = _annotate_cli(video, tmp_path, "--weights", str(tiny_weights), "--detector", "csv", "--boxes", str(empty))
+    assert rc == 0
+    assert "no people found" in capsys.readouterr().err
+    assert (tmp_path / "out.csv").read_text() == ""
+    n_in, rate_in, *_ = _video_facts(video)
+    n_out, rate_out, *_ = _video_facts(tmp_path / "out.mp4")
+    assert (n_out, rate_out) == (n_in, rate_in)
+    a, b = _frames(video, {40})[40], _frames(tmp_path / "out.mp4", {40})[40]
+    assert np.abs(a - b).mean() < 6  # nothing drawn: only encoding differences
+    keyframes = json.loads((tmp_path / "out.json").read_text())["keyframes"]
+    assert len(keyframes) == 7 and all(k["people"] == [] for k in keyframes)
+
+
+def test_input_is_never_overwritten(tmp_path, tiny_weights, capsys):
+    src = shared_path("videos/carphone_176x144.mp4")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(src.read_bytes())
+    before = video.read_bytes()
+    for flag in ("--out", "--csv", "--json"):
+        args = ["annotate", str(video), "--config", str(TINY), "--weights", str(tiny_weights), "--device", "cpu",
+                "--out", str(tmp_path / "o.mp4")]
+        args += [flag, str(video)]
+        assert cli.main(args) == 2
+        assert "refusing to overwrite the input" in _error_line(capsys)
+    assert video.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
