@@ -7,6 +7,7 @@ the tests that need it skip with a reason).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -38,3 +39,15 @@ def shared():
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def _library_logging_propagates():
+    """Commands run in tests (``cli.main``) route the library's loggers to stderr and stop their
+    propagation; undo that after each test so that ``caplog`` sees warnings in the next one."""
+    yield
+    for name in ("ava_detect", "data_prep"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)

@@ -47,7 +47,7 @@ from ava_detect.data.constants import FIRST_KEYFRAME_SECOND, FPS, LAST_KEYFRAME_
 from ava_detect.data.sampler import clip_frame_indices, keyframe_center
 from ava_detect.data.video import ClipSource, FrameFolder, VideoFolder
 from ava_detect.errors import AvaDetectError
-from ava_detect.structures import image_key, normalized_to_pixels
+from ava_detect.structures import boxes_to_rois, image_key, normalized_to_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -401,8 +401,6 @@ def _stack_padded(tensors: List[torch.Tensor]) -> torch.Tensor:
 
 def collate(items: List[Dict[str, object]]) -> Dict[str, object]:
     """Items of :class:`AvaDataset` -> a batch (see the module docstring)."""
-    from ava_detect.structures import boxes_to_rois
-
     num_pathways = len(items[0]["inputs"])  # type: ignore[arg-type]
     counts = [int(it["boxes"].shape[0]) for it in items]  # type: ignore[union-attr]
     return {

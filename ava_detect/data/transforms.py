@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import torch
+from torchvision.transforms.v2 import functional as TF
 import torch.nn.functional as F
 
 from ava_detect.data.sampler import slow_indices
@@ -146,7 +147,6 @@ def color_jitter(
     """
     if strength <= 0:
         return clip
-    from torchvision.transforms.v2 import functional as TF
 
     x = clip.permute(1, 0, 2, 3)  # [T,3,H,W] for torchvision
     ops = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation]

@@ -38,7 +38,9 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import av
+from av.video.reformatter import VideoReformatter  # imported here, never inside forked data-loader workers
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 import torch
 
 from ava_detect.data.constants import FPS, SEGMENT_START_SECOND
@@ -404,8 +406,6 @@ def _reformatter() -> "av.video.reformatter.VideoReformatter":
     which is ~20x faster than a fresh context per frame (what ``VideoFrame.reformat`` does)."""
     pid = os.getpid()
     if getattr(_LOCAL, "pid", None) != pid:
-        from av.video.reformatter import VideoReformatter
-
         _LOCAL.pid, _LOCAL.reformatter = pid, VideoReformatter()
     return _LOCAL.reformatter
 
@@ -624,7 +624,6 @@ class FrameFolder:
         Raises:
             AvaDetectError: a missing or undecodable JPEG, naming the file and the movie second.
         """
-        from PIL import Image, UnidentifiedImageError
 
         n = num_frames if num_frames is not None else self.num_frames(video_id)
         idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1).clamp(0, max(n - 1, 0))
