@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ava_detect.engine import distributed as du
-from ava_detect.engine.sample_order import ShardedInferenceSampler
+from ava_detect.engine.sample_order import ShardedInferenceSampler, worker_context
 from ava_detect.evaluation.evaluator import AVAEvaluator
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ def predict_into(
 
     sampler = ShardedInferenceSampler(len(dataset), num_replicas=du.get_world_size(), rank=du.get_rank())
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                        collate_fn=collate, pin_memory=device.type == "cuda")
+                        collate_fn=collate, pin_memory=device.type == "cuda",
+                        multiprocessing_context=worker_context(num_workers))
     was_training = model.training
     model.eval()
     start, n_keys, n_boxes = time.perf_counter(), 0, 0

@@ -90,3 +90,12 @@ class SeededDataset(Dataset):
 def shard_sizes(length: int, num_replicas: int) -> Sequence[int]:
     """Samples per process under :class:`ShardedInferenceSampler`."""
     return [len(range(r, length, num_replicas)) for r in range(num_replicas)]
+
+
+def worker_context(num_workers: int):
+    """Start data-loader workers with ``forkserver``, not ``fork``: a worker forked from a process
+    that runs other threads (PyAV/FFmpeg decoders and encoders, tqdm's monitor) can inherit a lock
+    held by one of them and hang on its first decode. None (no workers) needs no context."""
+    import multiprocessing
+
+    return multiprocessing.get_context("forkserver") if num_workers > 0 else None

@@ -44,7 +44,7 @@ from ava_detect.engine.checkpointing import (
     save_training_checkpoint,
 )
 from ava_detect.engine.optim import LRSchedule, build_optimizer, scaled_lr, set_lr
-from ava_detect.engine.sample_order import SeededDataset, SeededTrainSampler
+from ava_detect.engine.sample_order import SeededDataset, SeededTrainSampler, worker_context
 from ava_detect.errors import AvaDetectError
 
 logger = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def train(
     loader = DataLoader(
         SeededDataset(train_set), batch_size=tc.batch_size, sampler=sampler, drop_last=True,
         num_workers=cfg.data.num_workers, collate_fn=collate, pin_memory=device.type == "cuda",
-        persistent_workers=False,
+        persistent_workers=cfg.data.num_workers > 0, multiprocessing_context=worker_context(cfg.data.num_workers),
     )
 
     lr = scaled_lr(tc.base_lr, global_batch, tc.reference_batch_size)
