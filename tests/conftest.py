@@ -51,3 +51,20 @@ def _library_logging_propagates():
         logger.handlers.clear()
         logger.propagate = True
         logger.setLevel(logging.NOTSET)
+
+
+@pytest.fixture(scope="session")
+def detector_weights(tmp_path_factory) -> Path:
+    """A Faster R-CNN v2 with random weights whose classifier calls every proposal "person"
+    (score ~0.9995), saved as a state dict: a person detector the tests can build offline."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.detection.fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None,
+                                                                    num_classes=91)
+    state = model.state_dict()
+    state["roi_heads.box_predictor.cls_score.weight"].zero_()
+    state["roi_heads.box_predictor.cls_score.bias"][1] = 12.0
+    path = tmp_path_factory.mktemp("det") / "frcnn.pth"
+    torch.save(state, path)
+    return path

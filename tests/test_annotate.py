@@ -55,22 +55,6 @@ def tiny7_weights(tmp_path_factory) -> Path:
     return _tiny(tmp_path_factory, 7)
 
 
-@pytest.fixture(scope="module")
-def detector_weights(tmp_path_factory) -> Path:
-    """Faster R-CNN v2, random weights, classifier set to call every proposal "person"."""
-    import torchvision
-
-    torch.manual_seed(0)
-    model = torchvision.models.detection.fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None,
-                                                                    num_classes=91)
-    state = model.state_dict()
-    state["roi_heads.box_predictor.cls_score.weight"].zero_()
-    state["roi_heads.box_predictor.cls_score.bias"][1] = 12.0
-    path = tmp_path_factory.mktemp("det") / "frcnn.pth"
-    torch.save(state, path)
-    return path
-
-
 def _synthetic(root: Path, seconds: int) -> Path:
     from ava_detect.data.synthetic import make_synthetic_dataset
 

@@ -25,23 +25,6 @@ SMALL = ["detector.min_size=128", "detector.max_size=192", "detector.proposals=3
 
 
 @pytest.fixture(scope="module")
-def detector_weights(tmp_path_factory) -> Path:
-    """A Faster R-CNN v2 with random weights whose classifier calls every proposal "person" (score ~0.9995),
-    saved as a state dict."""
-    import torchvision
-
-    torch.manual_seed(0)
-    model = torchvision.models.detection.fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None,
-                                                                    num_classes=91)
-    state = model.state_dict()
-    state["roi_heads.box_predictor.cls_score.weight"].zero_()
-    state["roi_heads.box_predictor.cls_score.bias"][1] = 12.0
-    path = tmp_path_factory.mktemp("det") / "frcnn.pth"
-    torch.save(state, path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
     from ava_detect.data.synthetic import make_synthetic_dataset
 
