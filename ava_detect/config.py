@@ -33,7 +33,7 @@ class ModelConfig:
 
     #: ``slowfast`` (two pathways) or ``slow`` (Slow-only).
     arch: str = "slowfast"
-    #: ResNet depth: 50 or 101.
+    #: ResNet depth: 50 or 101 (the published models), or 18 (bottleneck blocks (2, 2, 2, 2), for small CPU runs).
     depth: int = 50
     #: Number of action classes the head predicts (AVA: 80).
     num_classes: int = 80

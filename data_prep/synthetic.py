@@ -16,17 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
+from ava_detect.commands.common import frame_size
 from ava_detect.data.constants import FPS
 from data_prep import step_main
-
-
-def _size(text: str) -> Tuple[int, int]:
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 320x240, got {text!r}")
-    return int(parts[0]), int(parts[1])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", type=int, default=12, help="number of videos (default: 12)")
     parser.add_argument("--seconds", type=int, default=30,
                         help="length of each video in seconds; keyframes 902 .. 900+S-2 (default: 30)")
-    parser.add_argument("--size", type=_size, default=(320, 240), metavar="WxH",
+    parser.add_argument("--size", type=frame_size, default=(320, 240), metavar="WxH",
                         help="frame size in pixels, both even (default: 320x240)")
     parser.add_argument("--val-fraction", type=float, default=1 / 3, metavar="F",
                         help="share of the videos in the val split (default: 1/3; at least one video)")

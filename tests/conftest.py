@@ -68,3 +68,23 @@ def detector_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("det") / "frcnn.pth"
     torch.save(state, path)
     return path
+
+
+#: The shortened quickstart the tests run: a smaller synthetic set (9 videos, 6 train + 3 val, x 12 s at
+#: 160x120 -> 54 training keyframes, about 200 people, and 26 validation keyframes) and 16 epochs of 6
+#: steps of the quickstart recipe (configs/synthetic/slowfast_tiny.yaml; its 112 px inputs fit these frames
+#: as they fit the default 320x240 set). About 80 s on 2 cores.
+QUICKSTART_SET = ["--videos", "9", "--seconds", "12", "--size", "160x120"]
+QUICKSTART_OVERRIDES = ["train.epochs=16", "train.eval_period=0", "train.checkpoint_period=0"]
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory) -> Path:
+    """The work folder of one shortened ``ava-detect quickstart`` (dataset, training, test, annotated
+    clip), shared by the tests that need a trained model."""
+    from ava_detect import cli
+
+    work = tmp_path_factory.mktemp("quickstart")
+    code = cli.main(["quickstart", "--workdir", str(work), *QUICKSTART_SET, *QUICKSTART_OVERRIDES])
+    assert code == 0
+    return work

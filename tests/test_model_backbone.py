@@ -62,6 +62,15 @@ def test_presets_build_the_described_architectures(preset, aligned, pathways, de
     assert model.head.spatial_scale == pytest.approx(1 / 16)
 
 
+def test_depth_18_has_two_bottleneck_blocks_per_stage():
+    model = build_model(tiny_cfg("model.depth=18"))
+    assert [len(stage[0]) for stage in model.backbone.stages[:4]] == [2, 2, 2, 2]
+    assert [len(stage[1]) for stage in model.backbone.stages[:4]] == [2, 2, 2, 2]
+    x = [torch.randn(1, 3, 4, 64, 64), torch.randn(1, 3, 16, 64, 64)]
+    probs = model.eval()(x, torch.tensor([[0.0, 8.0, 8.0, 40.0, 56.0]]))
+    assert probs.shape == (1, 80)
+
+
 def test_r101_temporal_kernels_follow_num_block_temp_kernel():
     backbone = create_slowfast_resnet(depth=101, width_per_group=8, fusion_kernel_size=5,
                                       num_block_temp_kernel=[3, 4, 6, 3])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Tuple
 
 from ava_detect.config import Config, load_config
 
@@ -18,3 +19,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, required: bool = False
 def config_from_args(args: argparse.Namespace) -> Config:
     """Load the config named by :func:`add_config_arguments`' arguments."""
     return load_config(args.config, args.overrides)
+
+
+def frame_size(text: str) -> Tuple[int, int]:
+    """argparse type: ``"320x240"`` -> ``(320, 240)``."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 320x240, got {text!r}")
+    return int(parts[0]), int(parts[1])

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 #: Bottleneck blocks per stage (res2, res3, res4, res5).
-STAGE_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+STAGE_DEPTHS = {18: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
 #: BatchNorm settings of the reference implementations.
 BN_EPS = 1e-5
@@ -255,7 +255,8 @@ def create_slowfast_resnet(
     """SlowFast ResNet backbone; the defaults are the paper's R50 recipe for AVA.
 
     Args:
-        depth: 50 or 101 (blocks per stage (3,4,6,3) or (3,4,23,3)).
+        depth: 18, 50 or 101: bottleneck blocks per stage (2,2,2,2), (3,4,6,3) or (3,4,23,3) (18 is
+            PySlowFast's shallow layout, with its bottleneck blocks; for small CPU runs).
         alpha: frame-rate ratio fast/slow; stride of the fusion convolutions in time.
         beta_inv: fast-pathway channels = slow channels / ``beta_inv`` (beta = 1/8).
         fusion_channel_ratio: the fusion conv outputs ``ratio x`` the fast channels.
