@@ -2,8 +2,8 @@
 
   python bench/synthetic_training.py [--data DIR] [--threads 2]
 
-Makes the default synthetic set (seed 0, 12 videos x 30 s, 320x240; ``ava-detect prep synthetic``)
-in a temporary folder, or reuses ``--data DIR``, then trains ``configs/synthetic/slowfast_tiny.yaml``
+Makes the quickstart's synthetic set (seed 0, 24 videos x 30 s, 320x240: ``ava-detect prep synthetic
+--videos 24``) in a temporary folder, or reuses ``--data DIR``, then trains ``configs/synthetic/slowfast_tiny.yaml``
 and ``configs/synthetic/slow_tiny.yaml`` (the same number of iterations, the same schedule and
 inputs; only the backbone differs) and validates each once at the end on the validation split with
 the predicted person boxes (score >= ``data.test_box_threshold``), the official frame-mAP@0.5.
@@ -84,6 +84,7 @@ def main(argv: List[str] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
 
+    from ava_detect.commands.quickstart import SECONDS, SIZE, VIDEOS
     from ava_detect.data.ava_files import read_labelmap
     from ava_detect.data.synthetic import make_synthetic_dataset
 
@@ -93,8 +94,9 @@ def main(argv: List[str] = None) -> int:
         if data is None:
             data = tmp_path / "data"
             t = time.perf_counter()
-            make_synthetic_dataset(data, seed=0)
-            print(f"made the default synthetic set (seed 0, 12 videos x 30 s, 320x240) in {time.perf_counter() - t:.0f} s")
+            make_synthetic_dataset(data, seed=0, num_videos=VIDEOS, seconds=SECONDS, size=SIZE)
+            print(f"made the quickstart's synthetic set (seed 0, {VIDEOS} videos x {SECONDS} s, "
+                  f"{SIZE[0]}x{SIZE[1]}) in {time.perf_counter() - t:.0f} s")
         names = read_labelmap(data / "annotations" / "labelmap.pbtxt").names
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs visible, "
               f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")

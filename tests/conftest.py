@@ -70,12 +70,12 @@ def detector_weights(tmp_path_factory) -> Path:
     return path
 
 
-#: The shortened quickstart the tests run: a smaller synthetic set (9 videos, 6 train + 3 val, x 12 s at
-#: 160x120 -> 54 training keyframes, about 200 people, and 26 validation keyframes) and 16 epochs of 6
-#: steps of the quickstart recipe (configs/synthetic/slowfast_tiny.yaml; its 112 px inputs fit these frames
-#: as they fit the default 320x240 set). About 80 s on 2 cores.
-QUICKSTART_SET = ["--videos", "9", "--seconds", "12", "--size", "160x120"]
-QUICKSTART_OVERRIDES = ["train.epochs=16", "train.eval_period=0", "train.checkpoint_period=0"]
+#: The shortened quickstart the tests run: a smaller synthetic set (12 videos, 8 train + 4 val, x 12 s at
+#: 160x120 -> 72 training keyframes, about 250 people, and 36 validation keyframes) and 20 epochs of 9
+#: steps of the quickstart recipe (configs/synthetic/slowfast_tiny.yaml; its 112 px inputs fit these
+#: frames as they fit the default 320x240 set). About 2 minutes on 2 cores.
+QUICKSTART_SET = ["--videos", "12", "--seconds", "12", "--size", "160x120"]
+QUICKSTART_OVERRIDES = ["train.epochs=20", "train.eval_period=0", "train.checkpoint_period=0"]
 
 
 @pytest.fixture(scope="session")

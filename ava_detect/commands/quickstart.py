@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ava_detect import cli
     from ava_detect.config import load_config, save_config
+    from ava_detect.data.constants import FPS
     from ava_detect.data.synthetic import make_synthetic_dataset
     from ava_detect.engine.checkpointing import BEST, LAST, load_training_checkpoint
     from ava_detect.engine.trainer import train
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if _same_dataset(data / "dataset.json", args):
         print("      already there, reused")
     else:
-        with tqdm(desc="      rendering", unit="frame", dynamic_ncols=True) as bar:
+        with tqdm(desc="      rendering", unit="frame", total=args.videos * args.seconds * FPS, dynamic_ncols=True) as bar:
             make_synthetic_dataset(data, seed=args.seed, num_videos=args.videos, seconds=args.seconds, size=args.size,
                                    overwrite=True, progress=bar.update)
 
