@@ -1,5 +1,6 @@
-"""Everything once, on a CPU, in about 10 minutes: make the synthetic AVA-format dataset, train a
-small SlowFast on it from scratch, test it with the official frame-mAP, and annotate a clip.
+"""Everything once, on a CPU, in 10 to 12 minutes on 2 cores: make the synthetic AVA-format
+dataset, train a small SlowFast on it from scratch, test it with the official frame-mAP, and
+annotate a clip.
 
   ava-detect quickstart [--workdir quickstart] [--videos 24 --seconds 30 --size 320x240] [section.key=value ...]
 
