@@ -257,7 +257,7 @@ def check_annotate_against_test(work: Path, tmp_path: Path, monkeypatch) -> Tupl
 
 def test_annotate_with_the_quickstart_model_scores_as_test_and_draws_its_labels(quickstart_run, tmp_path,
                                                                                monkeypatch):
-    """The shortened quickstart's model (the learning test's; about 0.4 val mAP, so its labels are
+    """The shortened quickstart's model (the learning test's; about 0.55 val mAP, so its labels are
     often wrong: which labels are right for the people is checked on the full quickstart's model,
     below)."""
     check_annotate_against_test(quickstart_run, tmp_path, monkeypatch)
@@ -265,8 +265,8 @@ def test_annotate_with_the_quickstart_model_scores_as_test_and_draws_its_labels(
 
 @pytest.mark.slow
 def test_full_quickstart_learns_and_draws_the_right_labels(tmp_path, monkeypatch):
-    """The whole ``ava-detect quickstart`` (default synthetic set and recipe, 10 to 12 minutes on 2
-    cores): val frame-mAP with the predicted boxes well above chance (about 0.29; measured 0.76-0.79),
+    """The whole ``ava-detect quickstart`` (default synthetic set and recipe, about 10 minutes on 2
+    cores): val frame-mAP with the predicted boxes well above chance (about 0.29; measured 0.82),
     and on the annotated validation video the best label drawn is one of the person's ground-truth
     actions for at least RIGHT_TOP_LABEL of the people."""
     work = tmp_path / "quickstart"
