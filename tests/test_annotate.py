@@ -265,7 +265,7 @@ def test_annotate_with_the_quickstart_model_scores_as_test_and_draws_its_labels(
 
 @pytest.mark.slow
 def test_full_quickstart_learns_and_draws_the_right_labels(tmp_path, monkeypatch):
-    """The whole ``ava-detect quickstart`` (default synthetic set and recipe, about 10 minutes on 2
+    """The whole ``ava-detect quickstart`` (default synthetic set and recipe, 10 to 11 minutes on 2
     cores): val frame-mAP with the predicted boxes well above chance (about 0.29; measured 0.82),
     and on the annotated validation video the best label drawn is one of the person's ground-truth
     actions for at least RIGHT_TOP_LABEL of the people."""

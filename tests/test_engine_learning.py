@@ -1,7 +1,7 @@
 """Learning works: the quickstart trains a SlowFast from scratch well above chance.
 
 The full run (``ava-detect quickstart``: ``configs/synthetic/slowfast_tiny.yaml`` on the default
-synthetic set, about 10 minutes on 2 cores) is a benchmark, ``bench/synthetic_training.py``. This
+synthetic set, 10 to 11 minutes on 2 cores) is a benchmark, ``bench/synthetic_training.py``. This
 is its short version for CI: the ``quickstart_run`` fixture runs the quickstart command itself with the
 same recipe (model, optimiser, schedule shape, input sizes) on a smaller synthetic set with fewer
 epochs, and ``test`` evaluates it on the validation split with the predicted boxes, as the full run.

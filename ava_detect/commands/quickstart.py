@@ -1,4 +1,4 @@
-"""Everything once, on a CPU, in about 10 minutes on 2 cores: make the synthetic AVA-format
+"""Everything once, on a CPU, in 10 to 11 minutes on 2 cores: make the synthetic AVA-format
 dataset, train a small SlowFast on it from scratch, test it with the official frame-mAP, and
 annotate a clip.
 
