@@ -16,7 +16,7 @@ and missing. Layouts understood:
 * PySlowFast Caffe2 ``.pkl``: ``{"blobs": {"conv1_w", "res2_0_branch2a_w", "t_res_conv1_bn_s", ...}}``
   (numpy arrays), renamed as PySlowFast's ``c2_model_loading`` does.
 
-Files are read with ``torch.load(weights_only=True)``; plain pickles (Caffe2 ``.pkl``) go through a
+Files are read with ``torch.load(weights_only=True)`` (:func:`ava_detect.serialization.load_torch_file`); plain pickles (Caffe2 ``.pkl``) go through a
 restricted unpickler that admits only numpy arrays and containers. A file that needs anything else
 (i.e. would run code when unpickled) is refused with an :class:`~ava_detect.errors.AvaDetectError`.
 """
@@ -28,7 +28,6 @@ import logging
 import os
 import pickle
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
@@ -38,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from ava_detect.errors import AvaDetectError
-from ava_detect.io import atomic_path
+from ava_detect.serialization import UnreadableTorchFile, load_torch_file, save_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -119,19 +118,16 @@ def read_checkpoint(path: PathLike) -> Any:
         AvaDetectError: missing or unreadable file, or one that would need to run code to be loaded.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AvaDetectError("checkpoint file not found", path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # UnpicklingError (refused or not torch), RuntimeError, KeyError on garbage, ...
-        torch_error = str(e) or type(e).__name__
+        return load_torch_file(path, what="checkpoint file")
+    except UnreadableTorchFile as e:
+        torch_error = e
     refused = ("refused: loading it would run code from the file (only tensors, numbers, strings and "
                "containers are accepted; re-save the weights as a plain state dict with torch.save)")
-    if zipfile.is_zipfile(path):
-        if "Weights only load failed" in torch_error or "Unsupported" in torch_error:
-            detail = _short_torch_reason(torch_error)
-            raise AvaDetectError(f"{refused}; {detail}", path)
-        raise AvaDetectError(f"cannot read PyTorch checkpoint: {torch_error.splitlines()[0]}", path)
+    if torch_error.is_torch_zip:
+        if torch_error.refused:
+            raise AvaDetectError(f"{refused}; {_short_torch_reason(torch_error.detail)}", path)
+        raise AvaDetectError(f"cannot read PyTorch checkpoint: {torch_error.reason}", path)
     try:
         with open(path, "rb") as f:
             data = _ArraysOnlyUnpickler(f, encoding="latin1").load()
@@ -199,8 +195,7 @@ def save_checkpoint(path: PathLike, **parts: Any) -> None:
             value = dataclasses.asdict(value)
         _check_plain(value, key)
         data[key] = value
-    with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+    save_torch_file(path, data)
 
 
 # --------------------------------------------------------------------------------------------
