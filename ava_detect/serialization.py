@@ -3,7 +3,7 @@
 :func:`load_torch_file` is ``torch.load(weights_only=True)``: only tensors, numbers, strings and
 containers are accepted, so no code from the file runs. :func:`save_torch_file` writes with
 ``torch.save`` to a temporary name and renames it, so a kill during a save leaves the previous file
-intact. The model's weights (:mod:`ava_detect.model.checkpoint`), training checkpoints
+intact. The model's weights (:mod:`ava_detect.model.weights`), training checkpoints
 (:mod:`ava_detect.engine.checkpointing`) and the person detector's weights all go through them.
 """
 

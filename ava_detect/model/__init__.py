@@ -15,7 +15,7 @@ from ava_detect.errors import AvaDetectError
 from ava_detect.model.architectures import ARCHITECTURES, build_backbone, input_spec_from_config
 from ava_detect.model.backbone import ResNetBackbone, create_slow_resnet, create_slowfast_resnet
 from ava_detect.model.base import Backbone, InputSpec
-from ava_detect.model.checkpoint import LoadReport, load_weights, read_checkpoint, save_checkpoint
+from ava_detect.model.weights import LoadReport, load_weights, read_checkpoint, save_checkpoint
 from ava_detect.model.detector import ActionDetector
 from ava_detect.model.head import RoIActionHead
 from ava_detect.model.optimize import fold_batch_norm, optimize_for_inference

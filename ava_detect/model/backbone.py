@@ -5,7 +5,7 @@ run in parallel through a stem and four residual stages (res2..res5). In SlowFas
 and after res2, res3 and res4, a lateral connection (:class:`FastToSlowFusion`) squeezes the fast
 pathway in time and concatenates it to the slow pathway's channels.
 
-Module names (state-dict keys) are ours; :mod:`ava_detect.model.checkpoint` maps the PySlowFast
+Module names (state-dict keys) are ours; :mod:`ava_detect.model.weights` maps the PySlowFast
 and PyTorchVideo names onto them:
 
 * ``stem.<p>.conv`` / ``stem.<p>.bn``                      pathway ``p`` (0 = slow, 1 = fast)

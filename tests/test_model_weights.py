@@ -14,7 +14,7 @@ from torch import nn
 from ava_detect.config import config_to_dict, load_config
 from ava_detect.errors import AvaDetectError
 from ava_detect.model import build_model, load_weights, read_checkpoint, save_checkpoint
-from ava_detect.model.checkpoint import caffe2_to_pyslowfast_name
+from ava_detect.model.weights import caffe2_to_pyslowfast_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
