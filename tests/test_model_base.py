@@ -88,3 +88,20 @@ def test_unknown_arch_names_the_table():
     with pytest.raises(AvaDetectError) as e:
         input_spec_from_config(load_config(None, ["model.arch=x3d"]).model)
     assert "model.arch" in str(e.value) and all(repr(name) in str(e.value) for name in ARCHITECTURES)
+
+
+def test_model_modules_import_each_other_one_way():
+    """No import cycle inside ava_detect/model (TYPE_CHECKING imports included)."""
+    import ast
+
+    folder = ROOT / "ava_detect" / "model"
+    deps = {}
+    for path in folder.glob("*.py"):
+        names = {n.module for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom) and n.module}
+        deps[path.stem] = {m.rsplit(".", 1)[1] for m in names if m.startswith("ava_detect.model.")}
+
+    def reaches(start: str, goal: str, seen=()) -> bool:
+        return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d))) for d in deps.get(start, ()))
+
+    assert deps["optimize"] == set() and "optimize" in deps["detector"]
+    assert [m for m in deps if m != "__init__" and reaches(m, m)] == []

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ava_detect.model.base import Backbone, InputSpec
 from ava_detect.model.head import RoIActionHead
+from ava_detect.model.optimize import optimize_for_inference
 
 
 class ActionDetector(nn.Module):
@@ -90,6 +91,4 @@ class ActionDetector(nn.Module):
         """A copy for fast inference: eval mode, batch norm folded into convolutions, and (optionally)
         channels-last 3D memory format. Outputs match this model's within ~1e-5. See
         :func:`ava_detect.model.optimize.optimize_for_inference`."""
-        from ava_detect.model.optimize import optimize_for_inference
-
         return optimize_for_inference(self, channels_last=channels_last)

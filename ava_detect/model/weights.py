@@ -1,4 +1,4 @@
-"""Checkpoints: safe reading, our own format, and converters from PyTorchVideo and PySlowFast layouts.
+"""Model weights: safe reading, our own checkpoint format, and converters from PyTorchVideo and PySlowFast layouts.
 
 :func:`load_weights` is the one entry point. It accepts a file (or a published name, see
 :mod:`ava_detect.model.published`), detects the layout from the file's keys, maps the names onto
