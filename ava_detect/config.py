@@ -12,6 +12,7 @@ type are errors that name the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,24 +25,37 @@ from omegaconf.errors import OmegaConfBaseException
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open
 
+logger = logging.getLogger(__name__)
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclass
-class ModelConfig:
-    """The action detector: SlowFast / Slow-only ResNet backbone + RoI head."""
+class ResNetConfig:
+    """``model.resnet``: the 3D ResNet trunk of the ``slow`` and ``slowfast`` architectures."""
 
-    #: ``slowfast`` (two pathways) or ``slow`` (Slow-only).
-    arch: str = "slowfast"
     #: ResNet depth: 50 or 101 (the published models), or 18 (bottleneck blocks (2, 2, 2, 2), for small CPU runs).
     depth: int = 50
-    #: Number of action classes the head predicts (AVA: 80).
-    num_classes: int = 80
-    #: Frames of the fast pathway (the slow pathway gets ``num_frames // alpha``);
-    #: for Slow-only models, the frames of the one pathway.
-    num_frames: int = 32
-    #: Frame stride of the fast pathway in the 30 fps video (slow: ``sampling_rate * alpha``).
-    sampling_rate: int = 2
+    #: ResNet width per group (64 for the published models; smaller for tests).
+    width_per_group: int = 64
+    #: Groups of the 3x3 convolutions (1 = ResNet, >1 = ResNeXt).
+    num_groups: int = 1
+    #: Temporal kernel of the stem conv and of conv_a in res2, res3, res4, res5, slow pathway
+    #: (also the one pathway of Slow-only models).
+    slow_temporal_kernels: List[int] = field(default_factory=lambda: [1, 1, 1, 3, 3])
+    #: Per stage res2..res5: how many leading blocks use the stage's temporal kernel, the rest use 1
+    #: (PySlowFast's ``NUM_BLOCK_TEMP_KERNEL``; its R101 AVA models use [3, 4, 6, 3]). Empty = every block.
+    num_block_temp_kernel: List[int] = field(default_factory=list)
+    #: Spatial stride of res5 (AVA: 1, output stride 16; 2 = the Kinetics classification layout, stride 32).
+    res5_spatial_stride: int = 1
+    #: Dilation of res5's 3x3 convolutions (AVA: 2).
+    res5_dilation: int = 2
+
+
+@dataclass
+class SlowFastConfig:
+    """``model.slowfast``: what SlowFast adds to the ResNet trunk (the fast pathway and its fusions)."""
+
     #: Frame-rate ratio between the fast and slow pathways.
     alpha: int = 4
     #: Channel ratio: fast pathway width = slow width / ``beta_inv``.
@@ -50,22 +64,28 @@ class ModelConfig:
     fusion_channel_ratio: int = 2
     #: Temporal kernel of the fast -> slow fusion convolution (stride = ``alpha``).
     fusion_kernel_size: int = 7
-    #: ResNet width per group (64 for the published models; smaller for tests).
-    width_per_group: int = 64
-    #: Groups of the 3x3 convolutions (1 = ResNet, >1 = ResNeXt).
-    num_groups: int = 1
-    #: Temporal kernel of the stem conv and of conv_a in res2, res3, res4, res5, slow pathway
-    #: (also the one pathway of Slow-only models).
-    slow_temporal_kernels: List[int] = field(default_factory=lambda: [1, 1, 1, 3, 3])
     #: Temporal kernel of the stem conv and of conv_a in res2, res3, res4, res5, fast pathway.
     fast_temporal_kernels: List[int] = field(default_factory=lambda: [5, 3, 3, 3, 3])
-    #: Per stage res2..res5: how many leading blocks use the stage's temporal kernel, the rest use 1
-    #: (PySlowFast's ``NUM_BLOCK_TEMP_KERNEL``; its R101 AVA models use [3, 4, 6, 3]). Empty = every block.
-    num_block_temp_kernel: List[int] = field(default_factory=list)
-    #: Spatial stride of res5 (AVA: 1, output stride 16; 2 = the Kinetics classification layout, stride 32).
-    res5_spatial_stride: int = 1
-    #: Dilation of res5's 3x3 convolutions (AVA: 2).
-    res5_dilation: int = 2
+
+
+@dataclass
+class ModelConfig:
+    """The action detector: a backbone (``arch``, with its settings in its own sections) + RoI head.
+
+    The settings every architecture shares are here; each architecture reads its own sections
+    (``model.resnet`` and ``model.slowfast``; see :mod:`ava_detect.model.architectures`).
+    """
+
+    #: The backbone: ``slowfast`` (two pathways) or ``slow`` (Slow-only); the names of
+    #: :data:`ava_detect.model.architectures.ARCHITECTURES`.
+    arch: str = "slowfast"
+    #: Number of action classes the head predicts (AVA: 80).
+    num_classes: int = 80
+    #: Frames of the clip the model sees (SlowFast: the fast pathway; the slow pathway gets
+    #: ``num_frames // alpha``); for Slow-only models, the frames of the one pathway.
+    num_frames: int = 32
+    #: Frame stride of the clip in the 30 fps video (SlowFast's slow pathway: ``sampling_rate * alpha``).
+    sampling_rate: int = 2
     #: ``aligned`` argument of torchvision's RoIAlign (half-pixel offset): True in PySlowFast's R50
     #: recipe, False in PyTorchVideo's ``slowfast_r50_detection`` and PySlowFast's Caffe2-era models.
     #: Must match the setting the weights were trained with.
@@ -76,6 +96,10 @@ class ModelConfig:
     roi_sampling_ratio: int = 0
     #: Dropout before the final linear layer.
     dropout: float = 0.5
+    #: The ResNet trunk (``slow``, ``slowfast``).
+    resnet: ResNetConfig = field(default_factory=ResNetConfig)
+    #: The fast pathway and fusions (``slowfast``).
+    slowfast: SlowFastConfig = field(default_factory=SlowFastConfig)
 
 
 @dataclass
@@ -262,6 +286,43 @@ class Config:
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
 
 
+#: Keys of the ``model`` section that moved into an architecture's own section (same names):
+#: old flat configs (and the config stored in older checkpoints) still load, with a warning.
+MOVED_MODEL_KEYS: Dict[str, str] = {
+    **{k: "resnet" for k in ("depth", "width_per_group", "num_groups", "slow_temporal_kernels",
+                             "num_block_temp_kernel", "res5_spatial_stride", "res5_dilation")},
+    **{k: "slowfast" for k in ("alpha", "beta_inv", "fusion_channel_ratio", "fusion_kernel_size",
+                               "fast_temporal_kernels")},
+}
+
+
+def upgrade_legacy_keys(data: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """``data`` (nested dicts of one file, override or checkpoint) with the old flat ``model`` keys moved to
+    their sections (``model.alpha`` -> ``model.slowfast.alpha``), logging a warning that names the new key.
+
+    Raises:
+        AvaDetectError: an old key given together with its new name in the same place.
+    """
+    model = data.get("model")
+    if not isinstance(model, dict) or not set(model) & set(MOVED_MODEL_KEYS):
+        return data
+    model = dict(model)
+    for key, section in MOVED_MODEL_KEYS.items():
+        if key not in model:
+            continue
+        value = model.pop(key)
+        target = model.get(section)
+        target = dict(target) if isinstance(target, dict) else {}
+        if key in target:
+            raise AvaDetectError(f"config key 'model.{key}' is given together with its new name "
+                                 f"'model.{section}.{key}': keep only 'model.{section}.{key}'", source)
+        target[key] = value
+        model[section] = target
+        logger.warning("config key 'model.%s' is now 'model.%s.%s' (in %s); please rename it",
+                       key, section, key, source)
+    return {**data, "model": model}
+
+
 def _read_yaml(path: Path, seen: Sequence[Path] = ()) -> Dict[str, Any]:
     """Read one YAML file and its ``_base_`` chain, merged (later wins)."""
     path = path.resolve()
@@ -279,6 +340,7 @@ def _read_yaml(path: Path, seen: Sequence[Path] = ()) -> Dict[str, Any]:
     if not isinstance(data, dict):
         raise AvaDetectError(f"expected a mapping of sections at the top level, found {type(data).__name__}", path)
     bases = data.pop("_base_", [])
+    data = upgrade_legacy_keys(data, os.fspath(path))
     if isinstance(bases, str):
         bases = [bases]
     merged: Dict[str, Any] = {}
@@ -301,8 +363,10 @@ def _merge_checked(schema: DictConfig, data: Union[Dict[str, Any], DictConfig], 
         key = getattr(e, "full_key", None) or "?"
         msg = getattr(e, "msg", str(e)).splitlines()[0]
         if "not in" in msg or "Key" in msg and "not" in msg:
-            section = key.split(".")[0]
-            node = getattr(Config(), section, None)
+            section = key.rsplit(".", 1)[0]
+            node: Any = Config()
+            for part in section.split("."):
+                node = getattr(node, part, None)
             valid = ""
             if dataclasses.is_dataclass(node):
                 valid = f" (valid keys of '{section}': {', '.join(f.name for f in dataclasses.fields(node))})"
@@ -341,7 +405,7 @@ def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) 
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = parsed
-        cfg = _merge_checked(cfg, nested, "command line")
+        cfg = _merge_checked(cfg, upgrade_legacy_keys(nested, "command line"), "command line")
     return OmegaConf.to_object(cfg)
 
 
@@ -351,8 +415,9 @@ def config_to_dict(cfg: Config) -> Dict[str, Any]:
 
 
 def config_from_dict(data: Dict[str, Any], source: str = "checkpoint") -> Config:
-    """Inverse of :func:`config_to_dict`, with the same checks as :func:`load_config`."""
-    return OmegaConf.to_object(_merge_checked(OmegaConf.structured(Config), data, source))
+    """Inverse of :func:`config_to_dict`, with the same checks as :func:`load_config` (and the same
+    upgrade of old flat ``model`` keys, so the config stored in an older checkpoint still loads)."""
+    return OmegaConf.to_object(_merge_checked(OmegaConf.structured(Config), upgrade_legacy_keys(data, source), source))
 
 
 def save_config(cfg: Config, path: PathLike) -> None:

@@ -73,7 +73,7 @@ def run_speed(video: Path, gt: Path, model_name: str, det_weights: Path, device:
     from ava_detect.config import load_config
     from ava_detect.data.ava_files import read_labelmap
     from ava_detect.data.constants import labelmap_80_path
-    from ava_detect.data.transforms import TestTransform
+    from ava_detect.data.dataset import build_test_transform
     from ava_detect.detection import CsvPersonDetector, build_detector
     from ava_detect.model import build_model
 
@@ -83,10 +83,9 @@ def run_speed(video: Path, gt: Path, model_name: str, det_weights: Path, device:
     if cfg.annotate.fuse_bn:
         model = model.optimized_for_inference(channels_last=device.type == "cuda")
     model = model.to(device)
-    d, m = cfg.data, cfg.model
-    predictor = ActionPredictor(model=model, transform=TestTransform(short_side=d.test_short_side, mean=tuple(d.mean),
-                                                                     std=tuple(d.std), arch=m.arch, alpha=m.alpha),
-                                device=device, bf16=cfg.annotate.bf16)
+    m = cfg.model
+    predictor = ActionPredictor(model=model, transform=build_test_transform(cfg), device=device,
+                                bf16=cfg.annotate.bf16)
     detector = _TimedDetector(build_detector(cfg, device=device), CsvPersonDetector(path=gt))
     labelmap = read_labelmap(labelmap_80_path())
     with tempfile.TemporaryDirectory() as tmp:

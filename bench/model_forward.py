@@ -87,7 +87,7 @@ def fixture_bf16_difference() -> Dict[str, float]:
         if not folder.is_dir():
             continue
         cfg = load_config(ROOT / "configs/ava/slowfast_r50_8x8.yaml",
-                          [f"model.width_per_group={width}", f"model.roi_aligned={aligned}"])
+                          [f"model.resnet.width_per_group={width}", f"model.roi_aligned={aligned}"])
         model = build_model(cfg)
         load_weights(model, folder / "checkpoint.pyth")
         inp = torch.load(folder / "inputs.pt", weights_only=True)

@@ -21,6 +21,7 @@ from ava_detect.annotate import ActionPredictor, IoUTracker, Renderer, annotate_
 from ava_detect.annotate.render import DrawnPerson, font_size_for
 from ava_detect.config import load_config
 from ava_detect.data.transforms import TestTransform
+from ava_detect.model.base import InputSpec
 from ava_detect.detection import CsvPersonDetector
 from ava_detect.model import build_model, save_checkpoint
 from tests.conftest import shared_path
@@ -286,7 +287,7 @@ def _annotate_api(root: Path, weights: Path, out_dir: Path, **kw):
     from ava_detect.model import load_weights
 
     load_weights(model, weights)
-    predictor = ActionPredictor(model=model.eval(), transform=TestTransform(short_side=64, arch="slowfast", alpha=4))
+    predictor = ActionPredictor(model=model.eval(), transform=TestTransform(InputSpec((4, 1)), short_side=64))
     gt = root / "annotations"
     video = next((root / "videos").glob("*.mp4"))
     split = "val" if video.stem in (gt / "val.csv").read_text() else "train"

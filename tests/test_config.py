@@ -15,28 +15,29 @@ from conftest import ROOT
 def test_defaults():
     cfg = load_config()
     assert isinstance(cfg, Config)
-    assert cfg.model.alpha == 4 and cfg.data.test_box_threshold == 0.8 and cfg.test.protocol == "activitynet"
+    assert cfg.model.slowfast.alpha == 4 and cfg.data.test_box_threshold == 0.8 and cfg.test.protocol == "activitynet"
 
 
 def test_yaml_and_overrides(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("model:\n  depth: 101\ntrain:\n  epochs: 7\n")
+    p.write_text("model:\n  resnet:\n    depth: 101\ntrain:\n  epochs: 7\n")
     cfg = load_config(p, ["train.epochs=3", "model.roi_aligned=false", "data.mean=[0.5,0.5,0.5]", "data.root=my data"])
-    assert cfg.model.depth == 101 and cfg.train.epochs == 3
+    assert cfg.model.resnet.depth == 101 and cfg.train.epochs == 3
     assert cfg.model.roi_aligned is False and cfg.data.mean == [0.5, 0.5, 0.5] and cfg.data.root == "my data"
 
 
 def test_base_chain(tmp_path):
-    (tmp_path / "base.yaml").write_text("model:\n  depth: 101\n  alpha: 8\n")
+    (tmp_path / "base.yaml").write_text("model:\n  resnet:\n    depth: 101\n  slowfast:\n    alpha: 8\n")
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "c.yaml").write_text("_base_: ../base.yaml\nmodel:\n  alpha: 2\n")
+    (tmp_path / "sub" / "c.yaml").write_text("_base_: ../base.yaml\nmodel:\n  slowfast:\n    alpha: 2\n")
     cfg = load_config(tmp_path / "sub" / "c.yaml")
-    assert (cfg.model.depth, cfg.model.alpha) == (101, 2)
+    assert (cfg.model.resnet.depth, cfg.model.slowfast.alpha) == (101, 2)
 
 
 @pytest.mark.parametrize("text,key", [
     ("model:\n  depht: 50\n", "model.depht"),
     ("modle:\n  depth: 50\n", "modle"),
+    ("model:\n  resnet:\n    depht: 50\n", "model.resnet.depht"),
 ])
 def test_unknown_key_names_key_and_file(tmp_path, text, key):
     p = tmp_path / "c.yaml"
@@ -91,6 +92,32 @@ def test_save_and_reload(tmp_path):
     assert again == cfg
     assert config_from_dict(config_to_dict(cfg)) == cfg
     assert yaml.safe_load(out.read_text())["train"]["epochs"] == 5
+
+
+def test_old_flat_model_keys_move_to_their_sections_with_a_warning(tmp_path, caplog):
+    """Configs written before the architecture sections (and the config in older checkpoints) still load."""
+    (tmp_path / "base.yaml").write_text("model:\n  depth: 101\n  alpha: 8\n  fusion_kernel_size: 5\n")
+    (tmp_path / "c.yaml").write_text("_base_: base.yaml\nmodel:\n  slowfast:\n    alpha: 2\n")
+    with caplog.at_level("WARNING", logger="ava_detect.config"):
+        cfg = load_config(tmp_path / "c.yaml", ["model.width_per_group=16", "model.slowfast.beta_inv=4"])
+    assert (cfg.model.resnet.depth, cfg.model.resnet.width_per_group) == (101, 16)
+    assert (cfg.model.slowfast.alpha, cfg.model.slowfast.fusion_kernel_size, cfg.model.slowfast.beta_inv) == (2, 5, 4)
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    for new in ("'model.resnet.depth'", "'model.slowfast.alpha'", "'model.resnet.width_per_group'"):
+        assert new in warned
+    assert "base.yaml" in warned and "command line" in warned
+    old = config_to_dict(cfg)
+    flat = {**old, "model": {k: v for k, v in old["model"].items() if k not in ("resnet", "slowfast")}}
+    flat["model"].update(old["model"]["resnet"], **old["model"]["slowfast"])
+    assert config_from_dict(flat) == cfg
+
+
+def test_old_and_new_name_of_one_key_together_is_an_error(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("model:\n  alpha: 2\n  slowfast:\n    alpha: 4\n")
+    with pytest.raises(AvaDetectError) as e:
+        load_config(p)
+    assert "model.slowfast.alpha" in str(e.value) and str(p) in str(e.value)
 
 
 def test_shipped_configs_load():

@@ -14,6 +14,7 @@ from ava_detect.config import load_config
 from ava_detect.data.dataset import (
     AvaDataset, build_dataset, collate, inference_keyframes, match_to_ground_truth, training_keyframes)
 from ava_detect.data.transforms import TestTransform
+from ava_detect.model.base import InputSpec
 from ava_detect.data.video import VideoFolder
 from ava_detect.errors import AvaDetectError
 
@@ -133,15 +134,15 @@ def test_missing_videos_error_or_skip_and_keys_past_the_end(synthetic, tmp_path,
         ["nope1", 902, 0.1, 0.1, 0.5, 0.9, 12, 0], ["nope2", 903, 0.1, 0.1, 0.5, 0.9, 12, 0]]), class_ids=CLASSES)
     src = VideoFolder(synthetic / "videos")
     with pytest.raises(AvaDetectError, match=r"2 of 2 annotated videos are missing.*nope1, nope2.*skip_missing_videos"):
-        AvaDataset(keyframes=kf, source=src, transform=TestTransform(), num_frames=8, sampling_rate=2)
-    ds = AvaDataset(keyframes=kf, source=src, transform=TestTransform(), num_frames=8, sampling_rate=2,
+        AvaDataset(keyframes=kf, source=src, transform=TestTransform(InputSpec((4, 1))), num_frames=8, sampling_rate=2)
+    ds = AvaDataset(keyframes=kf, source=src, transform=TestTransform(InputSpec((4, 1))), num_frames=8, sampling_rate=2,
                     skip_missing_videos=True)
     assert len(ds) == 0
     vid = sorted(p.stem for p in (synthetic / "videos").glob("*.mp4"))[0]
     late = training_keyframes(ground_truth=gt_rows([[vid, 904, 0.1, 0.1, 0.5, 0.9, 12, 0],
                                                     [vid, 920, 0.1, 0.1, 0.5, 0.9, 12, 0]]), class_ids=CLASSES)
     with caplog.at_level(logging.WARNING, logger="ava_detect"):
-        ds = AvaDataset(keyframes=late, source=src, transform=TestTransform(arch="slow"), num_frames=8, sampling_rate=2)
+        ds = AvaDataset(keyframes=late, source=src, transform=TestTransform(InputSpec((1,))), num_frames=8, sampling_rate=2)
     assert "1 keyframes of 1 videos lie beyond the end" in caplog.text
     assert ds.frame_indices(1).tolist() == [179] * 8  # 6 s video: clamped to its last frame
     assert ds[1]["inputs"][0].shape[1] == 8

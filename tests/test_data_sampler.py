@@ -1,8 +1,8 @@
-"""Clip frame indices and the slow subset, as PySlowFast samples them."""
+"""Clip frame indices, as PySlowFast samples them (the slow subset: tests/test_model_base.py)."""
 
 import torch
 
-from ava_detect.data.sampler import clip_frame_indices, keyframe_center, slow_indices
+from ava_detect.data.sampler import clip_frame_indices, keyframe_center
 
 
 def test_keyframe_center_is_30_frames_per_second_from_900():
@@ -23,9 +23,3 @@ def test_indices_are_clamped_at_both_ends():
     assert start.tolist() == [0, 0, 2, 6, 10, 14, 18, 22]  # range(-6, 26, 4) clamped below
     end = clip_frame_indices(95, num_frames=8, sampling_rate=4, num_video_frames=100)
     assert end.tolist() == [79, 83, 87, 91, 95, 99, 99, 99]  # range(79, 111, 4) clamped above
-
-
-def test_slow_subset_of_32_frames():
-    assert slow_indices(32, 4).tolist() == [0, 4, 8, 13, 17, 22, 26, 31]
-    assert slow_indices(8, 4).tolist() == [0, 7]
-    assert slow_indices(16, 4).tolist() == torch.linspace(0, 15, 4).long().tolist()

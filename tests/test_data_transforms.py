@@ -1,9 +1,10 @@
-"""Transforms keep boxes on the pixels they cover; normalisation and pathway packing."""
+"""Transforms keep boxes on the pixels they cover; normalisation; pathway packing by the input spec."""
 
 import pytest
 import torch
 
 from ava_detect.data import transforms as T
+from ava_detect.model.base import InputSpec
 
 
 def clip_with_boxes(h=120, w=160, t=4, seed=0):
@@ -72,7 +73,7 @@ def test_train_transform_property(seed):
     """Draw each box into its own clip, run the whole train transform (same random draws), and
     check the drawn pixels stay inside the transformed box, or the box is dropped with them."""
     clip, boxes = clip_with_boxes(seed=seed)
-    tf = T.TrainTransform(jitter_min=128, jitter_max=160, crop_size=112, arch="slow", mean=(0, 0, 0), std=(1, 1, 1))
+    tf = T.TrainTransform(jitter_min=128, jitter_max=160, crop_size=112, input_spec=InputSpec((1,)), mean=(0, 0, 0), std=(1, 1, 1))
     for k in range(len(boxes)):
         one = draw(clip.clone(), boxes[k])
         g = torch.Generator().manual_seed(100 + seed)
@@ -113,20 +114,11 @@ def test_flip_formula_and_involution():
 def test_test_transform_resizes_short_side_and_normalises():
     clip = torch.full((8, 120, 160, 3), 255, dtype=torch.uint8)
     boxes = torch.tensor([[16.0, 12.0, 80.0, 60.0]])
-    out = T.TestTransform(short_side=256, arch="slowfast", alpha=4)(clip, boxes)
+    out = T.TestTransform(InputSpec((4, 1)), short_side=256)(clip, boxes)
     slow, fast = out.inputs
     assert fast.shape == (3, 8, 256, 341) and slow.shape == (3, 2, 256, 341)  # floor(160/120*256) = 341
     assert torch.allclose(fast, torch.full_like(fast, (1 - 0.45) / 0.225), atol=1e-5)
     assert torch.allclose(out.boxes, boxes * torch.tensor([341 / 160, 256 / 120, 341 / 160, 256 / 120]), atol=1e-4)
-
-
-def test_pack_pathways_takes_pyslowfast_slow_frames():
-    x = torch.arange(32, dtype=torch.float32).view(1, 32, 1, 1).expand(3, 32, 2, 2)
-    slow, fast = T.pack_pathways(x, arch="slowfast", alpha=4)
-    assert slow[0, :, 0, 0].tolist() == [0, 4, 8, 13, 17, 22, 26, 31]
-    assert torch.equal(fast, x)
-    (only,) = T.pack_pathways(x, arch="slow", alpha=4)
-    assert only.shape == (3, 32, 2, 2)
 
 
 def test_jitter_range_and_colour_jitter_bounds():

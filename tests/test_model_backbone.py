@@ -53,7 +53,7 @@ def test_full_slowfast_r50_8x8_has_published_parameter_count():
     ("slow_r50_4x16", False, 1, 50),
 ])
 def test_presets_build_the_described_architectures(preset, aligned, pathways, depth):
-    cfg = load_config(ROOT / f"configs/ava/{preset}.yaml", ["model.width_per_group=8"])
+    cfg = load_config(ROOT / f"configs/ava/{preset}.yaml", ["model.resnet.width_per_group=8"])
     model = build_model(cfg)
     assert model.head.aligned is aligned
     assert model.num_pathways == pathways
@@ -63,7 +63,7 @@ def test_presets_build_the_described_architectures(preset, aligned, pathways, de
 
 
 def test_depth_18_has_two_bottleneck_blocks_per_stage():
-    model = build_model(tiny_cfg("model.depth=18"))
+    model = build_model(tiny_cfg("model.resnet.depth=18"))
     assert [len(stage[0]) for stage in model.backbone.stages[:4]] == [2, 2, 2, 2]
     assert [len(stage[1]) for stage in model.backbone.stages[:4]] == [2, 2, 2, 2]
     x = [torch.randn(1, 3, 4, 64, 64), torch.randn(1, 3, 16, 64, 64)]
@@ -155,10 +155,10 @@ def test_wrong_number_of_pathways_is_a_clear_error():
 def test_bad_model_config_names_the_key():
     with pytest.raises(AvaDetectError, match="model.arch"):
         build_model(tiny_cfg("model.arch=x3d"))
-    with pytest.raises(AvaDetectError, match="model.depth"):
-        build_model(tiny_cfg("model.depth=34"))
-    with pytest.raises(AvaDetectError, match="model.fast_temporal_kernels"):
-        build_model(tiny_cfg("model.fast_temporal_kernels=[5,3,3]"))
+    with pytest.raises(AvaDetectError, match="model.resnet.depth"):
+        build_model(tiny_cfg("model.resnet.depth=34"))
+    with pytest.raises(AvaDetectError, match="model.slowfast.fast_temporal_kernels"):
+        build_model(tiny_cfg("model.slowfast.fast_temporal_kernels=[5,3,3]"))
 
 
 def test_fold_batch_norm_keeps_outputs_and_removes_bn():

@@ -60,7 +60,7 @@ def test_matches_pytorchvideo_slowfast_r50_detection(tmp_path):
     path = tmp_path / "SLOWFAST_8x8_R50_DETECTION.pyth"
     torch.save({"model_state": reference.state_dict()}, path)
 
-    ours = build_model(load_config(ROOT / "configs/ava/slowfast_r50_8x8.yaml", ["model.width_per_group=8"]))
+    ours = build_model(load_config(ROOT / "configs/ava/slowfast_r50_8x8.yaml", ["model.resnet.width_per_group=8"]))
     report = load_weights(ours, path)
     assert report.layout == "pytorchvideo_detection" and not report.missing and not report.skipped
     ours.eval()
@@ -87,7 +87,7 @@ def test_matches_pytorchvideo_slow_r50_detection(tmp_path):
     reference.eval()
     path = tmp_path / "SLOW_4x16_R50_DETECTION.pyth"
     torch.save({"model_state": reference.state_dict()}, path)
-    ours = build_model(load_config(ROOT / "configs/ava/slow_r50_4x16.yaml", ["model.width_per_group=8"]))
+    ours = build_model(load_config(ROOT / "configs/ava/slow_r50_4x16.yaml", ["model.resnet.width_per_group=8"]))
     load_weights(ours, path)
     ours.eval()
     x = torch.randn(2, 3, 4, 64, 64, generator=torch.Generator().manual_seed(2))
@@ -110,7 +110,7 @@ def test_matches_reference_fixture(shared, folder, width, aligned, proj):
     inp = torch.load(d / "inputs.pt", weights_only=True)
     exp = torch.load(d / "expected.pt", weights_only=True)
     preset = "slowfast_r50_32x2" if aligned else "slowfast_r50_8x8"
-    model = build_model(load_config(ROOT / f"configs/ava/{preset}.yaml", [f"model.width_per_group={width}"]))
+    model = build_model(load_config(ROOT / f"configs/ava/{preset}.yaml", [f"model.resnet.width_per_group={width}"]))
     report = load_weights(model, d / "checkpoint.pyth")
     assert len(report.loaded) == 662 and not report.missing and not report.skipped
     model.eval()

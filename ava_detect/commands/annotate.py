@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from ava_detect.config import load_config
     from ava_detect.data.ava_files import read_labelmap
     from ava_detect.data.constants import labelmap_80_path
-    from ava_detect.data.transforms import TestTransform
+    from ava_detect.data.dataset import build_test_transform
     from ava_detect.data.video import probe_video
     from ava_detect.detection import build_detector
     from ava_detect.errors import AvaDetectError
@@ -143,8 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if a.fuse_bn:
         model = model.optimized_for_inference(channels_last=device.type == "cuda")
     model = model.to(device)
-    transform = TestTransform(short_side=d.test_short_side, mean=tuple(d.mean), std=tuple(d.std),
-                              arch=m.arch, alpha=m.alpha)
+    transform = build_test_transform(cfg)
     predictor = ActionPredictor(model=model, transform=transform, device=device, bf16=a.bf16)
     print(f"person detector: {detector.describe()}")
 

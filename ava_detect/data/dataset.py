@@ -34,7 +34,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,9 @@ from ava_detect.data.sampler import clip_frame_indices, keyframe_center
 from ava_detect.data.video import ClipSource, FrameFolder, VideoFolder
 from ava_detect.errors import AvaDetectError
 from ava_detect.structures import boxes_to_rois, image_key, normalized_to_pixels
+
+if TYPE_CHECKING:
+    from ava_detect.data.transforms import TestTransform
 
 logger = logging.getLogger(__name__)
 
@@ -427,12 +430,28 @@ def resolve_data_path(data_cfg, path: str) -> Path:
     return Path(path) if os.path.isabs(path) else root / path
 
 
+def build_test_transform(cfg) -> "TestTransform":
+    """The test-time transform that ``cfg.data`` (short side, normalisation) and ``cfg.model`` (the
+    backbone's input packing) describe: one definition for ``ava-detect test``, ``annotate`` and the benchmarks.
+
+    Raises:
+        AvaDetectError: a model setting out of range (naming the key).
+    """
+    from ava_detect.data.transforms import TestTransform
+    from ava_detect.model.architectures import input_spec_from_config
+
+    d = cfg.data
+    return TestTransform(input_spec_from_config(cfg.model), short_side=d.test_short_side, mean=tuple(d.mean),
+                         std=tuple(d.std))
+
+
 def build_dataset(cfg, split: str) -> AvaDataset:
     """The dataset of ``split`` (``train``, or ``val`` / ``test`` for the validation split) as
     ``cfg.data`` and ``cfg.model`` describe it. The config is read here, once."""
     from ava_detect.data.ava_files import read_exclusions, read_ground_truth, read_labelmap, read_predicted_boxes
     from ava_detect.data.constants import labelmap_80_path
-    from ava_detect.data.transforms import TestTransform, TrainTransform
+    from ava_detect.data.transforms import TrainTransform
+    from ava_detect.model.architectures import input_spec_from_config
 
     d, m = cfg.data, cfg.model
 
@@ -461,15 +480,14 @@ def build_dataset(cfg, split: str) -> AvaDataset:
         transform: Callable = TrainTransform(
             jitter_min=d.train_jitter_min, jitter_max=d.train_jitter_max, crop_size=d.train_crop_size,
             flip=d.train_flip, color_jitter=d.train_color_jitter, mean=tuple(d.mean), std=tuple(d.std),
-            arch=m.arch, alpha=m.alpha)
+            input_spec=input_spec_from_config(m))
     elif split in ("val", "test"):
         pred = read_predicted_boxes(resolve(d.val_boxes))
         gt = read_ground_truth(resolve(d.val_gt), labelmap) if d.val_gt else None
         excluded = read_exclusions(resolve(d.exclusions)) if d.exclusions else set()
         keyframes = inference_keyframes(predicted_boxes=pred, class_ids=class_ids, box_threshold=d.test_box_threshold,
                                    excluded=excluded, ground_truth=gt, iou_threshold=d.label_iou_threshold)
-        transform = TestTransform(short_side=d.test_short_side, mean=tuple(d.mean), std=tuple(d.std),
-                                  arch=m.arch, alpha=m.alpha)
+        transform = build_test_transform(cfg)
     else:
         raise AvaDetectError(f"split must be 'train', 'val' or 'test', got {split!r}")
     logger.info("%s split: %d keyframes, %d boxes, from %s", split, len(keyframes), keyframes.num_boxes,

@@ -1,11 +1,11 @@
-"""Which frames make a clip: keyframe second -> fast-pathway frame indices, and the slow subset.
+"""Which frames make a clip: keyframe second -> the clip's frame indices.
 
 PySlowFast's AVA sampling (``ava_helper`` / ``utils.get_sequence``): the centre frame of
 second ``s`` is ``c = (s - 900) * fps``; the fast pathway takes ``num_frames`` frames
 ``range(c - half, c + half, sampling_rate)`` with ``half = num_frames * sampling_rate // 2``,
-each clamped to ``[0, num_video_frames - 1]``. The slow pathway takes
-``linspace(0, T - 1, T // alpha).long()`` of those (PySlowFast's ``PackPathway``); for 32 fast
-frames and alpha 4 that is ``[0, 4, 8, 13, 17, 22, 26, 31]``.
+each clamped to ``[0, num_video_frames - 1]``. How the clip is then split into pathways (SlowFast's
+slow pathway takes ``linspace(0, T - 1, T // alpha).long()`` of those frames, PySlowFast's
+``PackPathway``) is the backbone's declaration: :class:`ava_detect.model.base.InputSpec`.
 """
 
 from __future__ import annotations
@@ -45,10 +45,3 @@ def clip_frame_indices(
     upper = None if num_video_frames is None else max(int(num_video_frames) - 1, 0)
     return idx.clamp(min=0, max=upper)
 
-
-def slow_indices(num_frames: int, alpha: int) -> torch.Tensor:
-    """Positions (into the fast frames) of the slow pathway's ``num_frames // alpha`` frames:
-    ``linspace(0, num_frames - 1, num_frames // alpha).long()`` -> ``LongTensor[num_frames // alpha]``."""
-    if alpha < 1 or num_frames // alpha < 1:
-        raise ValueError(f"need num_frames >= alpha >= 1, got num_frames={num_frames}, alpha={alpha}")
-    return torch.linspace(0, num_frames - 1, num_frames // alpha).long()

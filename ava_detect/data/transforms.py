@@ -10,8 +10,8 @@ Train (:class:`TrainTransform`): short side jittered to a random integer size in
 and clipped, boxes left with no area dropped, with their labels, by the caller through the
 returned ``keep`` mask), a horizontal flip with probability 0.5, optional colour jitter.
 Test (:class:`TestTransform`): short side resized to ``short_side`` (256) on the full frame.
-Both then normalise (``/255``, mean 0.45, std 0.225) and pack the frames into the slow and fast
-pathways. Random draws use torch's global generator (or the ``generator`` given), so a DataLoader
+Both then normalise (``/255``, mean 0.45, std 0.225) and pack the frames into the model's pathways
+as the backbone's :class:`~ava_detect.model.base.InputSpec` (given to the transform) says. Random draws use torch's global generator (or the ``generator`` given), so a DataLoader
 worker seeded by torch gives reproducible augmentations.
 
 Resizing is bilinear without antialiasing (``torch.nn.functional.interpolate``), as PySlowFast's
@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import torch
 from torchvision.transforms.v2 import functional as TF
 import torch.nn.functional as F
 
-from ava_detect.data.sampler import slow_indices
+if TYPE_CHECKING:
+    from ava_detect.model.base import InputSpec
 
 Clip = torch.Tensor  # uint8 [T,H,W,3]
 Boxes = torch.Tensor  # float [N,4] pixels
@@ -167,16 +168,6 @@ def normalize(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -
     return clip.sub_(m).div_(s)
 
 
-def pack_pathways(clip: torch.Tensor, *, arch: str, alpha: int) -> List[torch.Tensor]:
-    """``float [3,T,H,W]`` -> the model's inputs: ``[slow [3,T//alpha,H,W], fast [3,T,H,W]]`` for
-    ``slowfast`` (slow frames = ``linspace(0, T-1, T//alpha).long()``), ``[clip]`` for ``slow``."""
-    if arch == "slow":
-        return [clip]
-    if arch != "slowfast":
-        raise ValueError(f"arch must be 'slowfast' or 'slow', got {arch!r}")
-    return [clip.index_select(1, slow_indices(clip.shape[1], alpha)), clip]
-
-
 @dataclass
 class TransformOutput:
     """What a clip transform returns.
@@ -196,10 +187,11 @@ class TransformOutput:
 class TrainTransform:
     """PySlowFast's AVA training transform; see the module docstring.
 
-    Args (fields): jitter_min/jitter_max (short side, px), crop_size (px), flip (random horizontal
-    flip), color_jitter (strength, 0 = off), mean/std (RGB), arch/alpha (pathway packing).
+    Args (fields): input_spec (the backbone's pathway packing), jitter_min/jitter_max (short side, px),
+    crop_size (px), flip (random horizontal flip), color_jitter (strength, 0 = off), mean/std (RGB).
     """
 
+    input_spec: "InputSpec"
     jitter_min: int = 256
     jitter_max: int = 320
     crop_size: int = 224
@@ -207,8 +199,6 @@ class TrainTransform:
     color_jitter: float = 0.0
     mean: Sequence[float] = (0.45, 0.45, 0.45)
     std: Sequence[float] = (0.225, 0.225, 0.225)
-    arch: str = "slowfast"
-    alpha: int = 4
 
     def __call__(self, clip: Clip, boxes: Boxes, generator: Optional[torch.Generator] = None) -> TransformOutput:
         """``uint8 [T,H,W,3]`` + ``[N,4]`` pixel boxes of it -> :class:`TransformOutput`."""
@@ -220,20 +210,22 @@ class TrainTransform:
             clip, boxes = random_horizontal_flip(clip, boxes, 0.5, generator)
         x = color_jitter(to_float(clip), self.color_jitter, generator)
         x = normalize(x, self.mean, self.std)
-        return TransformOutput(pack_pathways(x, arch=self.arch, alpha=self.alpha), boxes, keep)
+        return TransformOutput(self.input_spec.pack(x), boxes, keep)
 
 
 @dataclass
 class TestTransform:
-    """PySlowFast's AVA test transform: short side to ``short_side`` px on the full frame, no crop."""
+    """PySlowFast's AVA test transform: short side to ``short_side`` px on the full frame, no crop.
+
+    Args (fields): input_spec (the backbone's pathway packing), short_side (px), mean/std (RGB).
+    """
 
     __test__ = False  # not a pytest test class
 
+    input_spec: "InputSpec"
     short_side: int = 256
     mean: Sequence[float] = (0.45, 0.45, 0.45)
     std: Sequence[float] = (0.225, 0.225, 0.225)
-    arch: str = "slowfast"
-    alpha: int = 4
 
     def __call__(self, clip: Clip, boxes: Boxes, generator: Optional[torch.Generator] = None) -> TransformOutput:
         """``uint8 [T,H,W,3]`` + ``[N,4]`` pixel boxes of it -> :class:`TransformOutput` (all kept)."""
@@ -242,4 +234,4 @@ class TestTransform:
         boxes = clip_boxes(boxes, clip.shape[1], clip.shape[2])
         x = normalize(to_float(clip), self.mean, self.std)
         keep = torch.ones(boxes.shape[0], dtype=torch.bool)
-        return TransformOutput(pack_pathways(x, arch=self.arch, alpha=self.alpha), boxes, keep)
+        return TransformOutput(self.input_spec.pack(x), boxes, keep)

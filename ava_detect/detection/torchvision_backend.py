@@ -18,6 +18,7 @@ import torch
 
 from ava_detect.detection.base import Detections, FrameKey, Frames, PersonDetector, as_frame_list
 from ava_detect.errors import AvaDetectError
+from ava_detect.serialization import UnreadableTorchFile, load_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +63,10 @@ def read_weights_file(path: PathLike) -> Dict[str, torch.Tensor]:
         AvaDetectError: missing file, not a PyTorch file, or no state dict inside.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AvaDetectError("person detector weights file not found", path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # UnpicklingError, RuntimeError on garbage, EOFError on truncated files
-        first = (str(e) or type(e).__name__).strip().splitlines()[0]
-        raise AvaDetectError(f"not a PyTorch weights file readable without running code ({first})", path) from None
+        obj = load_torch_file(path, what="person detector weights file")
+    except UnreadableTorchFile as e:
+        raise AvaDetectError(f"not a PyTorch weights file readable without running code ({e.reason})", path) from None
     if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
         obj = obj["model"]  # torchvision reference-training checkpoint
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import random
-from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
 
 from ava_detect.errors import AvaDetectError
-from ava_detect.io import atomic_path
+from ava_detect.serialization import load_torch_file, save_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +55,7 @@ def restore_rng(state: Dict[str, Any]) -> None:
 
 def save_training_checkpoint(path: PathLike, state: Dict[str, Any]) -> None:
     """Write ``state`` atomically (temporary file, then rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch_file(path, state)
     logger.debug("saved checkpoint %s", path)
 
 
@@ -67,13 +65,7 @@ def load_training_checkpoint(path: PathLike, map_location: Optional[Union[str, t
     Raises:
         AvaDetectError: missing file, unreadable or unsafe file, or not a training checkpoint.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AvaDetectError("checkpoint not found", path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt or unsafe files
-        raise AvaDetectError(f"cannot read checkpoint safely: {str(e).splitlines()[0]}", path) from None
+    state = load_torch_file(path, what="checkpoint", map_location=map_location)
     required = {"model", "optimizer", "epoch", "iteration", "rng", "config"}
     if not isinstance(state, dict) or not required <= set(state):
         found = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__

@@ -146,7 +146,7 @@ def train(
     from ava_detect.data.dataset import build_dataset, collate
     from ava_detect.engine.inference import evaluate_split
     from ava_detect.model import build_model
-    from ava_detect.model.checkpoint import load_weights
+    from ava_detect.model.weights import load_weights
 
     t_start = time.perf_counter()
     device = du.init_from_env()

@@ -5,7 +5,7 @@ run in parallel through a stem and four residual stages (res2..res5). In SlowFas
 and after res2, res3 and res4, a lateral connection (:class:`FastToSlowFusion`) squeezes the fast
 pathway in time and concatenates it to the slow pathway's channels.
 
-Module names (state-dict keys) are ours; :mod:`ava_detect.model.checkpoint` maps the PySlowFast
+Module names (state-dict keys) are ours; :mod:`ava_detect.model.weights` maps the PySlowFast
 and PyTorchVideo names onto them:
 
 * ``stem.<p>.conv`` / ``stem.<p>.bn``                      pathway ``p`` (0 = slow, 1 = fast)
@@ -20,6 +20,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
+
+from ava_detect.model.base import Backbone, InputSpec
 
 #: Bottleneck blocks per stage (res2, res3, res4, res5).
 STAGE_DEPTHS = {18: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -122,8 +124,9 @@ class FastToSlowFusion(nn.Module):
         return torch.cat([slow, lateral], dim=1), fast
 
 
-class ResNetBackbone(nn.Module):
-    """Multi-pathway 3D ResNet: ``pathways`` parallel stems and stages with optional fusions.
+class ResNetBackbone(Backbone):
+    """Multi-pathway 3D ResNet: ``pathways`` parallel stems and stages with optional fusions; a
+    :class:`~ava_detect.model.base.Backbone`.
 
     Args:
         stems: one :class:`Stem` per pathway.
@@ -131,20 +134,21 @@ class ResNetBackbone(nn.Module):
         fusions: :class:`FastToSlowFusion` after stem, res2, res3, res4 (SlowFast), or empty (Slow-only).
         out_channels: channels of each pathway's res5 output.
         output_stride: spatial downsampling of res5 relative to the input (16 for AVA's recipe).
+        input_spec: how a clip is packed into the pathways (SlowFast: ``InputSpec((alpha, 1))``).
 
     ``forward(inputs: List[Tensor[B,3,T_p,H,W]])`` -> ``List[Tensor[B, C_p, T_p, H/stride, W/stride]]``
     (slow first). Temporal size is kept everywhere.
     """
 
     def __init__(self, stems: Sequence[Stem], stages: Sequence[Sequence[nn.Sequential]],
-                 fusions: Sequence[FastToSlowFusion], out_channels: Sequence[int], output_stride: int):
-        super().__init__()
+                 fusions: Sequence[FastToSlowFusion], out_channels: Sequence[int], output_stride: int,
+                 input_spec: InputSpec):
+        if len(stems) != input_spec.num_pathways:
+            raise ValueError(f"{len(stems)} stem(s) for an input spec of {input_spec.num_pathways} pathway(s)")
+        super().__init__(input_spec=input_spec, out_channels=out_channels, output_stride=output_stride)
         self.stem = nn.ModuleList(stems)
         self.stages = nn.ModuleList(nn.ModuleList(s) for s in stages)
         self.fusions = nn.ModuleList(fusions)
-        self.out_channels: List[int] = list(out_channels)
-        self.output_stride = output_stride
-        self.num_pathways = len(stems)
 
     def forward(self, inputs: List[Tensor]) -> List[Tensor]:
         if len(inputs) != self.num_pathways:
@@ -216,7 +220,9 @@ def _build(*, depth: int, width_per_group: int, num_groups: int, temporal_kernel
             fusions.append(FastToSlowFusion(out[1], channel_ratio=fusion[0], kernel_size=fusion[1], alpha=fusion[2]))
             lateral = out[1] * fusion[0]
         dims_in = [out[0] + lateral] + out[1:]
-    backbone = ResNetBackbone(stems, stages, fusions, out_channels=dims_in, output_stride=16 * res5_spatial_stride)
+    input_spec = InputSpec((fusion[2], 1) if fusion is not None else (1,))  # fusion = (ratio, kernel, alpha)
+    backbone = ResNetBackbone(stems, stages, fusions, out_channels=dims_in, output_stride=16 * res5_spatial_stride,
+                              input_spec=input_spec)
     init_backbone_weights(backbone)
     return backbone
 

@@ -1,4 +1,4 @@
-"""The action detector: a (SlowFast / Slow-only) backbone and a RoI action head."""
+"""The action detector: a backbone (any :class:`~ava_detect.model.base.Backbone`) and a RoI action head."""
 
 from __future__ import annotations
 
@@ -8,23 +8,24 @@ from typing import List
 import torch
 from torch import Tensor, nn
 
-from ava_detect.model.backbone import ResNetBackbone
+from ava_detect.model.base import Backbone, InputSpec
 from ava_detect.model.head import RoIActionHead
+from ava_detect.model.optimize import optimize_for_inference
 
 
 class ActionDetector(nn.Module):
     """Scores every box for every action class.
 
     ``forward(inputs, rois)``:
-        inputs: one tensor per pathway, ``[B, 3, T_p, H, W]``, normalised, slow first
-            (SlowFast: ``[slow [B,3,T/alpha,H,W], fast [B,3,T,H,W]]``; Slow-only: ``[x]``).
-            ``H`` and ``W`` divisible by 16.
+        inputs: one tensor per pathway, ``[B, 3, T_p, H, W]``, normalised, as the backbone's
+            ``input_spec.pack`` makes them (SlowFast: ``[slow [B,3,T/alpha,H,W], fast [B,3,T,H,W]]``;
+            Slow-only: ``[x]``). ``H`` and ``W`` divisible by the backbone's ``output_stride``.
         rois: ``Tensor[K,5]`` ``(batch_index, x1, y1, x2, y2)`` in input pixels; ``K`` may be 0.
     Returns:
         ``Tensor[K, num_classes]``: logits in train mode, probabilities (sigmoid) in eval mode.
     """
 
-    def __init__(self, backbone: ResNetBackbone, head: RoIActionHead):
+    def __init__(self, backbone: Backbone, head: RoIActionHead):
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -40,6 +41,11 @@ class ActionDetector(nn.Module):
     @property
     def num_pathways(self) -> int:
         return self.backbone.num_pathways
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """How a clip is packed into this detector's inputs (the backbone's declaration)."""
+        return self.backbone.input_spec
 
     def _check_inputs(self, inputs: List[Tensor], rois: Tensor) -> None:
         if isinstance(inputs, Tensor):
@@ -85,6 +91,4 @@ class ActionDetector(nn.Module):
         """A copy for fast inference: eval mode, batch norm folded into convolutions, and (optionally)
         channels-last 3D memory format. Outputs match this model's within ~1e-5. See
         :func:`ava_detect.model.optimize.optimize_for_inference`."""
-        from ava_detect.model.optimize import optimize_for_inference
-
         return optimize_for_inference(self, channels_last=channels_last)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from ava_detect.model.detector import ActionDetector
+#: The model type: :func:`optimize_for_inference` returns a copy of the same class.
+M = TypeVar("M", bound=nn.Module)
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +46,17 @@ def fold_batch_norm(model: nn.Module) -> int:
     return count
 
 
-def optimize_for_inference(model: "ActionDetector", *, channels_last: bool = True) -> "ActionDetector":
+def optimize_for_inference(model: M, *, channels_last: bool = True) -> M:
     """A copy of ``model`` for inference only: eval mode, no gradients, batch norm folded into the
     convolutions, and weights/inputs in channels-last 3D layout (faster oneDNN / cuDNN kernels).
 
+    ``model`` is any module whose ``forward`` reads the flags set on the copy: ``fused`` (batch norm
+    folded: refuse training) and ``channels_last`` (convert the inputs), as
+    :class:`~ava_detect.model.detector.ActionDetector` does (its :meth:`optimized_for_inference` calls
+    this). This module does not import the detector, so the dependency runs one way.
+
     The original model is left unchanged. Probabilities match it within ~1e-5 in fp32. Combine with
-    :meth:`ActionDetector.predict` (``bf16=True`` for bf16 autocast).
+    ``ActionDetector.predict`` (``bf16=True`` for bf16 autocast).
     """
     fast = copy.deepcopy(model).eval()
     folded = fold_batch_norm(fast)

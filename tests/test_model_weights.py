@@ -14,7 +14,7 @@ from torch import nn
 from ava_detect.config import config_to_dict, load_config
 from ava_detect.errors import AvaDetectError
 from ava_detect.model import build_model, load_weights, read_checkpoint, save_checkpoint
-from ava_detect.model.checkpoint import caffe2_to_pyslowfast_name
+from ava_detect.model.weights import caffe2_to_pyslowfast_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,7 +211,7 @@ def test_aligned_mismatch_is_reported(tmp_path, caplog):
 
 def test_shape_mismatch_is_an_error_naming_the_file(tmp_path):
     path = tmp_path / "wide.pyth"
-    torch.save({"model_state": pyslowfast_state(tiny("model.width_per_group=16"))}, path)
+    torch.save({"model_state": pyslowfast_state(tiny("model.resnet.width_per_group=16"))}, path)
     with pytest.raises(AvaDetectError) as e:
         load_weights(tiny(), path)
     msg = str(e.value)
@@ -221,7 +221,7 @@ def test_shape_mismatch_is_an_error_naming_the_file(tmp_path):
 def test_wrong_architecture_is_an_error(tmp_path):
     path = tmp_path / "slowfast.pt"
     save_checkpoint(path, model=tiny())
-    slow_only = build_model(load_config(ROOT / "configs/ava/slow_r50_4x16.yaml", ["model.width_per_group=8"]))
+    slow_only = build_model(load_config(ROOT / "configs/ava/slow_r50_4x16.yaml", ["model.resnet.width_per_group=8"]))
     with pytest.raises(AvaDetectError, match="no place in the model"):
         load_weights(slow_only, path)
 

@@ -1,4 +1,4 @@
-"""Checkpoints: safe reading, our own format, and converters from PyTorchVideo and PySlowFast layouts.
+"""Model weights: safe reading, our own checkpoint format, and converters from PyTorchVideo and PySlowFast layouts.
 
 :func:`load_weights` is the one entry point. It accepts a file (or a published name, see
 :mod:`ava_detect.model.published`), detects the layout from the file's keys, maps the names onto
@@ -16,7 +16,7 @@ and missing. Layouts understood:
 * PySlowFast Caffe2 ``.pkl``: ``{"blobs": {"conv1_w", "res2_0_branch2a_w", "t_res_conv1_bn_s", ...}}``
   (numpy arrays), renamed as PySlowFast's ``c2_model_loading`` does.
 
-Files are read with ``torch.load(weights_only=True)``; plain pickles (Caffe2 ``.pkl``) go through a
+Files are read with ``torch.load(weights_only=True)`` (:func:`ava_detect.serialization.load_torch_file`); plain pickles (Caffe2 ``.pkl``) go through a
 restricted unpickler that admits only numpy arrays and containers. A file that needs anything else
 (i.e. would run code when unpickled) is refused with an :class:`~ava_detect.errors.AvaDetectError`.
 """
@@ -28,7 +28,6 @@ import logging
 import os
 import pickle
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
@@ -38,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from ava_detect.errors import AvaDetectError
-from ava_detect.io import atomic_path
+from ava_detect.serialization import UnreadableTorchFile, load_torch_file, save_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -119,19 +118,16 @@ def read_checkpoint(path: PathLike) -> Any:
         AvaDetectError: missing or unreadable file, or one that would need to run code to be loaded.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AvaDetectError("checkpoint file not found", path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # UnpicklingError (refused or not torch), RuntimeError, KeyError on garbage, ...
-        torch_error = str(e) or type(e).__name__
+        return load_torch_file(path, what="checkpoint file")
+    except UnreadableTorchFile as e:
+        torch_error = e
     refused = ("refused: loading it would run code from the file (only tensors, numbers, strings and "
                "containers are accepted; re-save the weights as a plain state dict with torch.save)")
-    if zipfile.is_zipfile(path):
-        if "Weights only load failed" in torch_error or "Unsupported" in torch_error:
-            detail = _short_torch_reason(torch_error)
-            raise AvaDetectError(f"{refused}; {detail}", path)
-        raise AvaDetectError(f"cannot read PyTorch checkpoint: {torch_error.splitlines()[0]}", path)
+    if torch_error.is_torch_zip:
+        if torch_error.refused:
+            raise AvaDetectError(f"{refused}; {_short_torch_reason(torch_error.detail)}", path)
+        raise AvaDetectError(f"cannot read PyTorch checkpoint: {torch_error.reason}", path)
     try:
         with open(path, "rb") as f:
             data = _ArraysOnlyUnpickler(f, encoding="latin1").load()
@@ -199,8 +195,7 @@ def save_checkpoint(path: PathLike, **parts: Any) -> None:
             value = dataclasses.asdict(value)
         _check_plain(value, key)
         data[key] = value
-    with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+    save_torch_file(path, data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,85 +347,99 @@ def _yaml_flag(cfg_text: str, section: str, key: str) -> Optional[bool]:
     return {"true": True, "false": False}.get(v.group(1).lower())
 
 
-def _parse_source(obj: Any, path: Path) -> _Source:
-    """Detect the layout of a loaded checkpoint and map its names onto ours."""
-    if not isinstance(obj, Mapping):
-        raise AvaDetectError(f"unknown checkpoint layout: expected a dict, found {type(obj).__name__}", path)
-    cfg_text = obj.get("cfg") if isinstance(obj.get("cfg"), str) else None
-    if "blobs" in obj and isinstance(obj["blobs"], Mapping):
-        return _parse_caffe2(obj["blobs"], path)
-    if "model_state" in obj:
-        state = _tensor_items(obj["model_state"], path)
-    elif "model" in obj and isinstance(obj["model"], Mapping):
-        state = _tensor_items(obj["model"], path)
-    elif "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        state = _tensor_items(obj["state_dict"], path)
-    elif any(isinstance(v, Tensor) for v in obj.values()):
-        state = _tensor_items(obj, path)
-    else:
-        raise AvaDetectError(
-            "unknown checkpoint layout: expected a dict with 'model' (ava_detect), 'model_state' (PySlowFast / "
-            f"PyTorchVideo) or 'blobs' (Caffe2), found top-level keys {_describe_keys(obj.keys())}", path)
-    keys = list(state)
-    if any(k.startswith(("backbone.", "head.proj.")) for k in keys):
-        src = _Source("ava_detect", {k: (k, v) for k, v in state.items()}, is_detection=True)
-        cfg = obj.get("config")
-        if isinstance(cfg, Mapping) and isinstance(cfg.get("model"), Mapping):
-            aligned = cfg["model"].get("roi_aligned")
-            src.aligned = aligned if isinstance(aligned, bool) else None
-        return src
-    if any(k.startswith(("model.blocks.", "detection_head.")) for k in keys):
+def _from_ours(state: Dict[str, Tensor], obj: Mapping) -> _Source:
+    """Our checkpoint or bare state dict: names kept; the RoIAlign setting from its stored config."""
+    src = _Source("ava_detect", {k: (k, v) for k, v in state.items()}, is_detection=True)
+    cfg = obj.get("config")
+    if isinstance(cfg, Mapping) and isinstance(cfg.get("model"), Mapping):
+        aligned = cfg["model"].get("roi_aligned")
+        src.aligned = aligned if isinstance(aligned, bool) else None
+    return src
+
+
+def _from_pytorchvideo(state: Dict[str, Tensor]) -> _Source:
+    """PyTorchVideo: detection (``model.blocks.*``, ``detection_head.*``) or Kinetics classification
+    (``blocks.*``, whose ``blocks.N.proj`` head is dropped)."""
+    if any(k.startswith(("model.blocks.", "detection_head.")) for k in state):
         # PyTorchVideo never passes `aligned` to RoIAlign: torchvision's default False applies.
         src = _Source("pytorchvideo_detection", {}, is_detection=True, aligned=False)
         for k, v in state.items():
             bare = k[len("model."):] if k.startswith("model.") else k
             src.entries[k] = (_apply_rules(_PYTORCHVIDEO_RULES, bare), v)
         return src
-    if any(k.startswith("blocks.") for k in keys):
-        src = _Source("pytorchvideo_classification", {}, is_detection=False)
-        for k, v in state.items():
-            if re.match(r"^blocks\.\d+\.proj\.", k):
-                src.classification_head.append(k)
-            else:
-                src.entries[k] = (_apply_rules(_PYTORCHVIDEO_RULES, k), v)
-        return src
-    if any(k.startswith(("s1.pathway0_stem.", "s1_fuse.", "head.projection.")) for k in keys):
-        src = _Source("pyslowfast", {})
-        _fill_pyslowfast(src, state)
-        if cfg_text:
-            src.is_detection = _yaml_flag(cfg_text, "DETECTION", "ENABLE")
-            if src.is_detection:
-                src.aligned = _yaml_flag(cfg_text, "DETECTION", "ALIGNED")
-        return src
-    raise AvaDetectError(
-        "unknown checkpoint layout: expected names of ava_detect (backbone.*, head.*), PyTorchVideo "
-        "(model.blocks.*, detection_head.*, blocks.*) or PySlowFast (s1.pathway0_stem.*, head.projection.*), "
-        f"found {_describe_keys(keys)}", path)
+    src = _Source("pytorchvideo_classification", {}, is_detection=False)
+    for k, v in state.items():
+        if re.match(r"^blocks\.\d+\.proj\.", k):
+            src.classification_head.append(k)
+        else:
+            src.entries[k] = (_apply_rules(_PYTORCHVIDEO_RULES, k), v)
+    return src
 
 
-def _fill_pyslowfast(src: _Source, state: Mapping[str, Tensor]) -> None:
+def _from_pyslowfast(state: Mapping[str, Tensor], cfg_text: Optional[str], layout: str = "pyslowfast") -> _Source:
+    """PySlowFast ``.pyth`` names (``s1.pathway0_stem.*``, ...); its ``cfg`` dump, when present, says
+    whether the head is a detection head and which RoIAlign setting it was trained with."""
+    src = _Source(layout, {})
     for k, v in state.items():
         if "_nonlocal" in k:
             src.unsupported[k] = "non-local block (not implemented in this model)"
             continue
         src.entries[k] = (_apply_rules(_PYSLOWFAST_RULES, k), v)
+    if cfg_text:
+        src.is_detection = _yaml_flag(cfg_text, "DETECTION", "ENABLE")
+        if src.is_detection:
+            src.aligned = _yaml_flag(cfg_text, "DETECTION", "ALIGNED")
+    return src
 
 
-def _parse_caffe2(blobs: Mapping, path: Path) -> _Source:
-    src = _Source("pyslowfast_caffe2", {})
+def _from_caffe2(blobs: Mapping, path: Path) -> _Source:
+    """PySlowFast Caffe2 ``.pkl`` blobs: training state dropped, names renamed to PySlowFast's, then as ``.pyth``."""
+    ignored: Dict[str, str] = {}
     renamed: Dict[str, Tensor] = {}
     for k, v in blobs.items():
         k = str(k)
         if k.endswith("_momentum") or k in ("lr", "model_iter") or not isinstance(v, Tensor):
-            src.ignored[k] = "training state, not a weight"
+            ignored[k] = "training state, not a weight"
             continue
         renamed[caffe2_to_pyslowfast_name(k)] = v
     if not renamed:
         raise AvaDetectError("Caffe2 checkpoint has no weight blobs", path)
-    _fill_pyslowfast(src, renamed)
+    src = _from_pyslowfast(renamed, None, layout="pyslowfast_caffe2")
+    src.ignored = ignored
     if not any(name for name, _ in src.entries.values()):
         raise AvaDetectError(f"unknown Caffe2 blob names: found {_describe_keys(blobs.keys())}", path)
     return src
+
+
+def _state_dict_of(obj: Mapping, path: Path) -> Dict[str, Tensor]:
+    """The name -> tensor part of a PyTorch checkpoint, wherever its writer put it."""
+    for key in ("model_state", "model", "state_dict"):
+        if key in obj and (key == "model_state" or isinstance(obj[key], Mapping)):
+            return _tensor_items(obj[key], path)
+    if any(isinstance(v, Tensor) for v in obj.values()):
+        return _tensor_items(obj, path)
+    raise AvaDetectError(
+        "unknown checkpoint layout: expected a dict with 'model' (ava_detect), 'model_state' (PySlowFast / "
+        f"PyTorchVideo) or 'blobs' (Caffe2), found top-level keys {_describe_keys(obj.keys())}", path)
+
+
+def _parse_source(obj: Any, path: Path) -> _Source:
+    """Detect the layout of a loaded checkpoint from its keys and convert it (one converter per layout)."""
+    if not isinstance(obj, Mapping):
+        raise AvaDetectError(f"unknown checkpoint layout: expected a dict, found {type(obj).__name__}", path)
+    if "blobs" in obj and isinstance(obj["blobs"], Mapping):
+        return _from_caffe2(obj["blobs"], path)
+    state = _state_dict_of(obj, path)
+    if any(k.startswith(("backbone.", "head.proj.")) for k in state):
+        return _from_ours(state, obj)
+    if any(k.startswith(("model.blocks.", "detection_head.", "blocks.")) for k in state):
+        return _from_pytorchvideo(state)
+    if any(k.startswith(("s1.pathway0_stem.", "s1_fuse.", "head.projection.")) for k in state):
+        return _from_pyslowfast(state, obj.get("cfg") if isinstance(obj.get("cfg"), str) else None)
+    raise AvaDetectError(
+        "unknown checkpoint layout: expected names of ava_detect (backbone.*, head.*), PyTorchVideo "
+        "(model.blocks.*, detection_head.*, blocks.*) or PySlowFast (s1.pathway0_stem.*, head.projection.*), "
+        f"found {_describe_keys(list(state))}", path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,6 +500,89 @@ def reset_head(head: nn.Module) -> None:
         nn.init.zeros_(proj.bias)
 
 
+def _layout_name(src: _Source) -> str:
+    return LAYOUTS.get(src.layout, src.layout)
+
+
+def _report_unused(src: _Source, report: LoadReport, strict: bool, path: Path) -> None:
+    """Report the file's entries that are known and not loaded; non-local blocks are an error when ``strict``."""
+    for k in src.classification_head:
+        report.skipped.append((k, "classification head (not used for detection)"))
+    for k, reason in src.ignored.items():
+        report.skipped.append((k, reason))
+    if src.unsupported and strict:
+        raise AvaDetectError(
+            f"{len(src.unsupported)} entries of the file belong to non-local blocks, which this model does not have: "
+            f"{_describe_keys(src.unsupported)} (pass strict=False to load the rest; outputs will then differ from "
+            "the original model)", path)
+    for k, reason in src.unsupported.items():
+        report.skipped.append((k, reason))
+
+
+def _match_backbone(src: _Source, target: Mapping[str, Tensor], report: LoadReport, strict: bool,
+                    path: Path) -> Dict[str, Tensor]:
+    """Our name -> tensor for every non-head entry of the file that fits the model; a shape mismatch is
+    always an error, an entry without a place in the model only when ``strict``."""
+    new_state: Dict[str, Tensor] = {}
+    unexpected: List[str] = []
+    mismatched: List[str] = []
+    for k, (ours, v) in src.entries.items():
+        if ours is not None and ours.startswith("head."):
+            continue
+        if ours is None or ours not in target:
+            unexpected.append(k)
+            continue
+        if target[ours].shape != v.shape:
+            name = k if k == ours else f"{k} ({ours})"
+            mismatched.append(f"{name}: file {tuple(v.shape)}, model {tuple(target[ours].shape)}")
+            continue
+        new_state[ours] = v
+    real_unexpected = [k for k in unexpected if not _is_batch_count(k)]
+    if real_unexpected and strict:
+        raise AvaDetectError(
+            f"{len(real_unexpected)} entries of the file have no place in the model: {_describe_keys(real_unexpected)} "
+            "(is it the right architecture? pass strict=False to load the rest)", path)
+    if mismatched:
+        raise AvaDetectError(
+            f"{len(mismatched)} shape mismatch(es) between the file and the model: " + "; ".join(mismatched[:4])
+            + ("; ..." if len(mismatched) > 4 else "")
+            + " (does the model config match the checkpoint? depth, width_per_group, beta_inv, fusion_kernel_size, "
+            "temporal kernels)", path)
+    for k in unexpected:
+        report.skipped.append((k, "not in this model"))
+    return new_state
+
+
+def _match_head(src: _Source, target: Mapping[str, Tensor], num_classes: int, head: str, report: LoadReport,
+                path: Path) -> Dict[str, Tensor]:
+    """Our name -> tensor of the file's head when it is to be loaded (else empty: the head is dropped,
+    skipped or absent), as ``head`` asks; see :func:`load_weights`."""
+    file_head = {k: (ours, v) for k, (ours, v) in src.entries.items() if ours is not None and ours.startswith("head.")}
+    load_head = bool(file_head) and head != "skip"
+    if file_head and head != "skip":
+        head_mismatch = [f"{k}: file {tuple(v.shape)}, model {tuple(target[ours].shape)}"
+                         for k, (ours, v) in file_head.items() if ours in target and target[ours].shape != v.shape]
+        if head_mismatch:
+            if head == "auto" and src.is_detection is not True and src.layout.startswith("pyslowfast"):
+                load_head = False
+                classes = next(iter(file_head.values()))[1].shape[0]
+                for k in file_head:
+                    report.skipped.append((k, f"classification head ({classes} classes, model has {num_classes})"))
+            else:
+                raise AvaDetectError(
+                    "head shape mismatch: " + "; ".join(head_mismatch) + " (the file's head predicts another number of "
+                    "classes or uses other features; check model.num_classes, or load with head='skip' to train a new head)",
+                    path)
+    elif file_head and head == "skip":
+        for k in file_head:
+            report.skipped.append((k, "head not loaded (head='skip')"))
+    if head == "load" and not load_head:
+        head_keys = [k for k in target if k.startswith("head.")]
+        raise AvaDetectError(f"expected a detection head ({', '.join(head_keys)}) in the file, found none "
+                             f"({_layout_name(src)})", path)
+    return {ours: v for ours, v in file_head.values()} if load_head else {}
+
+
 def load_weights(model: nn.Module, source: PathLike, *, head: str = "auto", strict: bool = True,
                  progress: bool = True) -> LoadReport:
     """Load weights into ``model`` (an :class:`~ava_detect.model.detector.ActionDetector` before
@@ -529,82 +621,16 @@ def load_weights(model: nn.Module, source: PathLike, *, head: str = "auto", stri
         raise AvaDetectError("load weights into the detector before optimized_for_inference()", path)
     report = LoadReport(source=os.fspath(source) if os.fspath(source) == os.fspath(path)
                         else f"{os.fspath(source)} ({os.fspath(path)})", layout=src.layout)
-
-    for k in src.classification_head:
-        report.skipped.append((k, "classification head (not used for detection)"))
-    for k, reason in src.ignored.items():
-        report.skipped.append((k, reason))
-    if src.unsupported and strict:
-        raise AvaDetectError(
-            f"{len(src.unsupported)} entries of the file belong to non-local blocks, which this model does not have: "
-            f"{_describe_keys(src.unsupported)} (pass strict=False to load the rest; outputs will then differ from "
-            "the original model)", path)
-    for k, reason in src.unsupported.items():
-        report.skipped.append((k, reason))
-
-    new_state: Dict[str, Tensor] = {}
-    unexpected: List[str] = []
-    mismatched: List[str] = []
-    head_keys = [k for k in target if k.startswith("head.")]
-    file_head = {k: (ours, v) for k, (ours, v) in src.entries.items() if ours is not None and ours.startswith("head.")}
-
-    for k, (ours, v) in src.entries.items():
-        if ours is not None and ours.startswith("head."):
-            continue
-        if ours is None or ours not in target:
-            unexpected.append(k)
-            continue
-        if target[ours].shape != v.shape:
-            name = k if k == ours else f"{k} ({ours})"
-            mismatched.append(f"{name}: file {tuple(v.shape)}, model {tuple(target[ours].shape)}")
-            continue
-        new_state[ours] = v
-
-    real_unexpected = [k for k in unexpected if not _is_batch_count(k)]
-    if real_unexpected and strict:
-        raise AvaDetectError(
-            f"{len(real_unexpected)} entries of the file have no place in the model: {_describe_keys(real_unexpected)} "
-            "(is it the right architecture? pass strict=False to load the rest)", path)
-    if mismatched:
-        raise AvaDetectError(
-            f"{len(mismatched)} shape mismatch(es) between the file and the model: " + "; ".join(mismatched[:4])
-            + ("; ..." if len(mismatched) > 4 else "")
-            + " (does the model config match the checkpoint? depth, width_per_group, beta_inv, fusion_kernel_size, "
-            "temporal kernels)", path)
-    for k in unexpected:
-        report.skipped.append((k, "not in this model"))
-
-    # The head: loaded, dropped (classification head) or refused.
-    load_head = bool(file_head) and head != "skip"
-    if file_head and head != "skip":
-        head_mismatch = [f"{k}: file {tuple(v.shape)}, model {tuple(target[ours].shape)}"
-                         for k, (ours, v) in file_head.items() if ours in target and target[ours].shape != v.shape]
-        if head_mismatch:
-            if head == "auto" and src.is_detection is not True and src.layout.startswith("pyslowfast"):
-                load_head = False
-                classes = next(iter(file_head.values()))[1].shape[0]
-                for k in file_head:
-                    report.skipped.append((k, f"classification head ({classes} classes, model has {model.head.proj.out_features})"))
-            else:
-                raise AvaDetectError(
-                    "head shape mismatch: " + "; ".join(head_mismatch) + " (the file's head predicts another number of "
-                    "classes or uses other features; check model.num_classes, or load with head='skip' to train a new head)",
-                    path)
-    elif file_head and head == "skip":
-        for k in file_head:
-            report.skipped.append((k, "head not loaded (head='skip')"))
-    if head == "load" and not load_head:
-        raise AvaDetectError(f"expected a detection head ({', '.join(head_keys)}) in the file, found none "
-                             f"({LAYOUTS.get(src.layout, src.layout)})", path)
-
-    if load_head:
-        new_state.update({ours: v for ours, v in file_head.values()})
+    _report_unused(src, report, strict, path)
+    new_state = _match_backbone(src, target, report, strict, path)
+    head_state = _match_head(src, target, model.head.proj.out_features, head, report, path)
+    new_state.update(head_state)
     missing = [k for k in target if k not in new_state and not _is_batch_count(k)]
     missing_backbone = [k for k in missing if not k.startswith("head.")]
     if missing_backbone and strict:
         raise AvaDetectError(
             f"the file lacks {len(missing_backbone)} tensors the model needs: {_describe_keys(missing_backbone)} "
-            f"({LAYOUTS.get(src.layout, src.layout)}; does the model config match? pass strict=False to keep them "
+            f"({_layout_name(src)}; does the model config match? pass strict=False to keep them "
             "at their initial values)", path)
     report.missing = missing
 
@@ -612,10 +638,10 @@ def load_weights(model: nn.Module, source: PathLike, *, head: str = "auto", stri
         result = model.load_state_dict(new_state, strict=False)
     assert not result.unexpected_keys, result.unexpected_keys
     report.loaded = sorted(new_state)
-    if not load_head:
+    if not head_state:
         reset_head(model.head)
         report.head_initialised = True
-    if load_head and src.aligned is not None and src.aligned != model.head.aligned:
+    elif src.aligned is not None and src.aligned != model.head.aligned:
         msg = (f"the weights were trained with RoIAlign aligned={src.aligned} but the model uses "
                f"aligned={model.head.aligned}: scores will differ from the reference (set model.roi_aligned={src.aligned})")
         report.notes.append(msg)
