@@ -359,3 +359,45 @@ def save_config(cfg: Config, path: PathLike) -> None:
     """Write the resolved config as YAML next to a run's outputs (atomically)."""
     with atomic_open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
+
+
+def configs_dir() -> Path:
+    """The folder of the experiment configs that ship with the package.
+
+    Installed from a wheel or with ``pip install .``: ``ava_detect/configs`` inside the package
+    (``setup.py`` maps the project's top-level ``configs/`` there). Run from a source checkout
+    (``pip install -e .``, or the checkout on ``PYTHONPATH``): the top-level ``configs/`` beside
+    the package.
+
+    Raises:
+        AvaDetectError: neither is there (an installation without its package data).
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "configs"
+    if installed.is_dir():
+        return installed
+    checkout = package.parent
+    if (checkout / "setup.py").is_file() and (checkout / "configs").is_dir():
+        return checkout / "configs"
+    raise AvaDetectError("the packaged configs are missing from this installation (expected the folder "
+                         "ava_detect/configs, or configs/ beside the package in a source checkout)", installed)
+
+
+def packaged_configs() -> List[str]:
+    """The shipped configs, as paths relative to :func:`configs_dir` (``"synthetic/slowfast_tiny.yaml"``), sorted."""
+    root = configs_dir()
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.yaml"))
+
+
+def packaged_config(relative: str) -> Path:
+    """The shipped config ``relative`` to the configs folder, e.g. ``"synthetic/slowfast_tiny.yaml"``
+    (its ``_base_`` files resolve beside it, inside the same folder).
+
+    Raises:
+        AvaDetectError: no such config, listing the ones that ship.
+    """
+    path = configs_dir() / relative
+    if not path.is_file():
+        raise AvaDetectError(f"no packaged config {relative!r}; the configs that ship are: "
+                             f"{', '.join(packaged_configs())}", path)
+    return path

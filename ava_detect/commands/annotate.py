@@ -67,13 +67,14 @@ def _overrides(args: argparse.Namespace) -> list:
 
 
 def default_config_path(weights: str):
-    """The preset config of a published weights name (``configs/...`` of the source tree), or None."""
+    """The preset config of a published weights name (shipped in the package's configs), or None."""
+    from ava_detect.config import packaged_config
     from ava_detect.model.published import PUBLISHED
 
     entry = PUBLISHED.get(weights)
     if entry is None:
         return None
-    return Path(__file__).resolve().parents[2] / entry.config
+    return packaged_config(entry.config)
 
 
 def resolve_device(name: str):

@@ -44,14 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def recipe_path() -> Path:
-    """``configs/<RECIPE>`` of the source tree this package runs from."""
-    from ava_detect.errors import AvaDetectError
+    """``configs/<RECIPE>`` as shipped with the package."""
+    from ava_detect.config import packaged_config
 
-    path = Path(__file__).resolve().parents[2] / "configs" / RECIPE
-    if not path.is_file():
-        raise AvaDetectError(f"the quickstart recipe configs/{RECIPE} is not beside this installation "
-                             f"(install from a clone with `pip install -e .`, or pass --config)", path)
-    return path
+    return packaged_config(RECIPE)
 
 
 def _same_dataset(summary_file: Path, args: argparse.Namespace) -> bool:
