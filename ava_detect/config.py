@@ -21,10 +21,14 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ava_detect.data.layout import DatasetLayout
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: The relative names of the dataset layout's files (see :mod:`ava_detect.data.layout`).
+_LAYOUT = DatasetLayout()
 
 
 @dataclass
@@ -87,24 +91,24 @@ class DataConfig:
     #: ``video`` (decode prepared videos, ``video_dir``) or ``frames`` (PySlowFast JPEG frame folders, ``frame_dir``).
     source: str = "video"
     #: Folder of prepared videos ``<video_id><video_suffix>`` (``ava-detect prep videos``).
-    video_dir: str = "videos"
+    video_dir: str = _LAYOUT.videos_dir.as_posix()
     #: File name suffix of the prepared videos.
     video_suffix: str = ".mp4"
     #: Folder of PySlowFast frame folders ``<video_id>/<video_id>_%06d.jpg`` (``ava-detect prep frames``).
-    frame_dir: str = "frames"
+    frame_dir: str = _LAYOUT.frames_dir.as_posix()
     #: Decoder threads per clip read (1: DataLoader workers already run in parallel).
     decode_threads: int = 1
     #: Ground truth of the training and validation splits.
-    train_gt: str = "annotations/train.csv"
-    val_gt: str = "annotations/val.csv"
+    train_gt: str = _LAYOUT.ground_truth("train").as_posix()
+    val_gt: str = _LAYOUT.ground_truth("val").as_posix()
     #: Predicted person boxes: added to the training boxes when ``train_use_predicted_boxes``.
-    train_boxes: str = "annotations/train_predicted_boxes.csv"
+    train_boxes: str = _LAYOUT.predicted_boxes("train").as_posix()
     #: Predicted person boxes used at test time (the test keyframes are the keys that have some).
-    val_boxes: str = "annotations/val_predicted_boxes.csv"
+    val_boxes: str = _LAYOUT.predicted_boxes("val").as_posix()
     #: Excluded timestamps of the training split (empty: none).
-    train_exclusions: str = "annotations/train_excluded_timestamps.csv"
+    train_exclusions: str = _LAYOUT.exclusions("train").as_posix()
     #: Excluded timestamps of the validation split (empty: none).
-    exclusions: str = "annotations/val_excluded_timestamps.csv"
+    exclusions: str = _LAYOUT.exclusions("val").as_posix()
     #: Label map of the classes to train and evaluate (empty: the packaged AVA v2.2 80-class map).
     labelmap: str = ""
     #: Frame rate of the prepared videos' time axis.

@@ -421,17 +421,12 @@ def collate(items: List[Dict[str, object]]) -> Dict[str, object]:
 # --------------------------------------------------------------------------------------
 
 
-def resolve_data_path(data_cfg, path: str) -> Path:
-    """A path of the ``data`` config section: absolute as given, else relative to ``data.root``."""
-    root = Path(data_cfg.root) if data_cfg.root else Path(".")
-    return Path(path) if os.path.isabs(path) else root / path
-
-
 def build_dataset(cfg, split: str) -> AvaDataset:
     """The dataset of ``split`` (``train``, or ``val`` / ``test`` for the validation split) as
     ``cfg.data`` and ``cfg.model`` describe it. The config is read here, once."""
-    from ava_detect.data.ava_files import read_exclusions, read_ground_truth, read_labelmap, read_predicted_boxes
-    from ava_detect.data.constants import labelmap_80_path
+    from ava_detect.data.ava_files import read_exclusions, read_ground_truth, read_predicted_boxes
+    from ava_detect.data.labelmaps import resolve_labelmap
+    from ava_detect.data.layout import resolve_data_path
     from ava_detect.data.transforms import TestTransform, TrainTransform
 
     d, m = cfg.data, cfg.model
@@ -439,7 +434,7 @@ def build_dataset(cfg, split: str) -> AvaDataset:
     def resolve(p: str) -> Path:
         return resolve_data_path(d, p)
 
-    labelmap = read_labelmap(resolve(d.labelmap) if d.labelmap else labelmap_80_path())
+    labelmap = resolve_labelmap(kind="all", data=d)
     class_ids = list(labelmap.ids)
     if m.num_classes != len(class_ids):
         raise AvaDetectError(f"model.num_classes={m.num_classes} but the label map has {len(class_ids)} classes",
