@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ava_detect import cli
     from ava_detect.config import load_config, save_config
     from ava_detect.data.constants import FPS
-    from ava_detect.data.synthetic import make_synthetic_dataset
+    from ava_detect.synthetic import make_synthetic_dataset
     from ava_detect.engine.checkpointing import BEST, LAST, load_training_checkpoint
     from ava_detect.engine.trainer import train
 
