@@ -9,8 +9,11 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=find_packages(include=["ava_detect", "ava_detect.*", "data_prep", "data_prep.*"]),
-    package_data={"ava_detect": ["resources/*.pbtxt"]},
+    packages=find_packages(include=["ava_detect", "ava_detect.*", "data_prep", "data_prep.*"]) + ["ava_detect.configs"],
+    # The experiment configs stay in the top-level configs/ folder and ship inside the package as
+    # ava_detect/configs (found at run time by ava_detect.config.packaged_config).
+    package_dir={"ava_detect.configs": "configs"},
+    package_data={"ava_detect": ["resources/*.pbtxt"], "ava_detect.configs": ["*.yaml", "**/*.yaml"]},
     include_package_data=True,
     install_requires=[
         # torchvision pins the exact torch it was built for: pip installs them as a matching pair.

@@ -46,11 +46,6 @@ def setup_logging(verbosity: int) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
-    for name in ("data_prep",):
-        other = logging.getLogger(name)
-        other.handlers[:] = [handler]
-        other.setLevel(level)
-        other.propagate = False
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,12 +22,16 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ava_detect.data.layout import DatasetLayout
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: The relative names of the dataset layout's files (see :mod:`ava_detect.data.layout`).
+_LAYOUT = DatasetLayout()
 
 
 @dataclass
@@ -111,24 +115,24 @@ class DataConfig:
     #: ``video`` (decode prepared videos, ``video_dir``) or ``frames`` (PySlowFast JPEG frame folders, ``frame_dir``).
     source: str = "video"
     #: Folder of prepared videos ``<video_id><video_suffix>`` (``ava-detect prep videos``).
-    video_dir: str = "videos"
+    video_dir: str = _LAYOUT.videos_dir.as_posix()
     #: File name suffix of the prepared videos.
     video_suffix: str = ".mp4"
     #: Folder of PySlowFast frame folders ``<video_id>/<video_id>_%06d.jpg`` (``ava-detect prep frames``).
-    frame_dir: str = "frames"
+    frame_dir: str = _LAYOUT.frames_dir.as_posix()
     #: Decoder threads per clip read (1: DataLoader workers already run in parallel).
     decode_threads: int = 1
     #: Ground truth of the training and validation splits.
-    train_gt: str = "annotations/train.csv"
-    val_gt: str = "annotations/val.csv"
+    train_gt: str = _LAYOUT.ground_truth("train").as_posix()
+    val_gt: str = _LAYOUT.ground_truth("val").as_posix()
     #: Predicted person boxes: added to the training boxes when ``train_use_predicted_boxes``.
-    train_boxes: str = "annotations/train_predicted_boxes.csv"
+    train_boxes: str = _LAYOUT.predicted_boxes("train").as_posix()
     #: Predicted person boxes used at test time (the test keyframes are the keys that have some).
-    val_boxes: str = "annotations/val_predicted_boxes.csv"
+    val_boxes: str = _LAYOUT.predicted_boxes("val").as_posix()
     #: Excluded timestamps of the training split (empty: none).
-    train_exclusions: str = "annotations/train_excluded_timestamps.csv"
+    train_exclusions: str = _LAYOUT.exclusions("train").as_posix()
     #: Excluded timestamps of the validation split (empty: none).
-    exclusions: str = "annotations/val_excluded_timestamps.csv"
+    exclusions: str = _LAYOUT.exclusions("val").as_posix()
     #: Label map of the classes to train and evaluate (empty: the packaged AVA v2.2 80-class map).
     labelmap: str = ""
     #: Frame rate of the prepared videos' time axis.
@@ -424,3 +428,45 @@ def save_config(cfg: Config, path: PathLike) -> None:
     """Write the resolved config as YAML next to a run's outputs (atomically)."""
     with atomic_open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
+
+
+def configs_dir() -> Path:
+    """The folder of the experiment configs that ship with the package.
+
+    Installed from a wheel or with ``pip install .``: ``ava_detect/configs`` inside the package
+    (``setup.py`` maps the project's top-level ``configs/`` there). Run from a source checkout
+    (``pip install -e .``, or the checkout on ``PYTHONPATH``): the top-level ``configs/`` beside
+    the package.
+
+    Raises:
+        AvaDetectError: neither is there (an installation without its package data).
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "configs"
+    if installed.is_dir():
+        return installed
+    checkout = package.parent
+    if (checkout / "setup.py").is_file() and (checkout / "configs").is_dir():
+        return checkout / "configs"
+    raise AvaDetectError("the packaged configs are missing from this installation (expected the folder "
+                         "ava_detect/configs, or configs/ beside the package in a source checkout)", installed)
+
+
+def packaged_configs() -> List[str]:
+    """The shipped configs, as paths relative to :func:`configs_dir` (``"synthetic/slowfast_tiny.yaml"``), sorted."""
+    root = configs_dir()
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.yaml"))
+
+
+def packaged_config(relative: str) -> Path:
+    """The shipped config ``relative`` to the configs folder, e.g. ``"synthetic/slowfast_tiny.yaml"``
+    (its ``_base_`` files resolve beside it, inside the same folder).
+
+    Raises:
+        AvaDetectError: no such config, listing the ones that ship.
+    """
+    path = configs_dir() / relative
+    if not path.is_file():
+        raise AvaDetectError(f"no packaged config {relative!r}; the configs that ship are: "
+                             f"{', '.join(packaged_configs())}", path)
+    return path

@@ -31,7 +31,7 @@ MODELS = {"tiny": ROOT / "configs" / "tiny.yaml", "r50": ROOT / "configs" / "ava
 
 
 def _dataset(folder: Path, seconds: int, size=(320, 240)) -> Path:
-    from ava_detect.data.synthetic import make_synthetic_dataset
+    from ava_detect.synthetic import make_synthetic_dataset
 
     make_synthetic_dataset(folder, num_videos=2, seconds=seconds, size=size)
     return folder

@@ -86,15 +86,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from data_prep.frames import extract_frames
-    from data_prep.videos import EncodeSettings, cut_video
+    from ava_detect.prep.frames import extract_frames
+    from ava_detect.prep.videos import EncodeSettings, cut_video
 
     tmp = tempfile.TemporaryDirectory(prefix="clip_loading.")
     work = Path(tmp.name)
     if args.data:
         data = Path(args.data)
     else:
-        from ava_detect.data.synthetic import make_synthetic_dataset
+        from ava_detect.synthetic import make_synthetic_dataset
 
         w, h = (int(v) for v in args.size.lower().split("x"))
         data = work / "synthetic"

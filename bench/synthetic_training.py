@@ -86,7 +86,7 @@ def main(argv: List[str] = None) -> int:
 
     from ava_detect.commands.quickstart import SECONDS, SIZE, VIDEOS
     from ava_detect.data.ava_files import read_labelmap
-    from ava_detect.data.synthetic import make_synthetic_dataset
+    from ava_detect.synthetic import make_synthetic_dataset
 
     with tempfile.TemporaryDirectory(prefix="synthetic_training_") as tmp:
         tmp_path = Path(tmp)

@@ -62,7 +62,7 @@ def tiny7_weights(tmp_path_factory) -> Path:
 
 
 def _synthetic(root: Path, seconds: int) -> Path:
-    from ava_detect.data.synthetic import make_synthetic_dataset
+    from ava_detect.synthetic import make_synthetic_dataset
 
     make_synthetic_dataset(root, num_videos=2, seconds=seconds, size=(160, 120))
     return root
@@ -317,7 +317,7 @@ def test_ten_minute_video_peaks_like_a_one_minute_one(tmp_path, tiny7_weights):
     import subprocess
     import sys
 
-    from ava_detect.data.synthetic import make_synthetic_dataset
+    from ava_detect.synthetic import make_synthetic_dataset
 
     peaks = {}
     for seconds in (60, 600):

@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ava_detect.config import Config, config_from_dict, config_to_dict, load_config, save_config
+from ava_detect.config import (
+    Config,
+    config_from_dict,
+    config_to_dict,
+    configs_dir,
+    load_config,
+    packaged_config,
+    packaged_configs,
+    save_config,
+)
 from ava_detect.errors import AvaDetectError
 
 from conftest import ROOT
@@ -124,3 +133,26 @@ def test_shipped_configs_load():
     files = sorted((ROOT / "configs").rglob("*.yaml"))
     for f in files:
         load_config(f)
+
+
+def test_packaged_configs_are_the_top_level_folder():
+    assert configs_dir().resolve() == (ROOT / "configs").resolve()
+    shipped = packaged_configs()
+    assert shipped == sorted(p.relative_to(ROOT / "configs").as_posix() for p in (ROOT / "configs").rglob("*.yaml"))
+    assert "synthetic/slowfast_tiny.yaml" in shipped and "ava/slowfast_r50_8x8.yaml" in shipped
+
+
+def test_packaged_config_resolves_its_base_chain():
+    # synthetic/slowfast_tiny.yaml starts from ../tiny.yaml; slow_tiny.yaml from slowfast_tiny.yaml
+    path = packaged_config("synthetic/slow_tiny.yaml")
+    assert path.is_file() and path.parent.name == "synthetic"
+    cfg = load_config(path)
+    assert cfg.model.arch == "slow" and cfg.model.num_classes == 7 and cfg.data.labelmap == "annotations/labelmap.pbtxt"
+
+
+def test_missing_packaged_config_lists_the_presets():
+    with pytest.raises(AvaDetectError) as e:
+        packaged_config("synthetic/nope.yaml")
+    msg = str(e.value)
+    assert "synthetic/nope.yaml" in msg and "synthetic/slowfast_tiny.yaml" in msg and "tiny.yaml" in msg
+    assert "\n" not in msg

@@ -108,7 +108,7 @@ def config(root, *extra):
 
 
 def test_dataset_on_the_synthetic_set_from_video_and_frames(synthetic):
-    from data_prep.frames import extract_frames
+    from ava_detect.prep.frames import extract_frames
 
     for v in sorted((synthetic / "videos").glob("*.mp4")):
         extract_frames(v, synthetic / "frames")

@@ -49,7 +49,7 @@ def write_video(path: Path, numbers, *, fps, codec="libx264", pts=None, options=
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """A 'prepared' 30 fps video made by the project's encoder settings: 200 frames showing their index."""
-    from data_prep.videos import EncodeSettings, x264_options
+    from ava_detect.prep.videos import EncodeSettings, x264_options
 
     folder = tmp_path_factory.mktemp("videos")
     write_video(folder / "vid.mp4", [i % 256 for i in range(200)], fps=30,
@@ -116,7 +116,7 @@ def test_real_non_30fps_files_read_like_a_sequential_30fps_resampling(name):
 
 
 def test_frame_folder_gives_the_same_frames_as_the_video(prepared, tmp_path):
-    from data_prep.frames import extract_frames
+    from ava_detect.prep.frames import extract_frames
 
     count = extract_frames(prepared / "vid.mp4", tmp_path / "frames")
     assert count == 200
@@ -155,7 +155,7 @@ def test_truncated_video_names_the_file_and_the_second(tmp_path):
 
 
 def test_corrupt_jpeg_names_the_file_and_second(prepared, tmp_path):
-    from data_prep.frames import extract_frames
+    from ava_detect.prep.frames import extract_frames
 
     extract_frames(prepared / "vid.mp4", tmp_path)
     victim = tmp_path / "vid" / "vid_000031.jpg"

@@ -26,7 +26,7 @@ SMALL = ["detector.min_size=128", "detector.max_size=192", "detector.proposals=3
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
-    from ava_detect.data.synthetic import make_synthetic_dataset
+    from ava_detect.synthetic import make_synthetic_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     make_synthetic_dataset(root, num_videos=2, seconds=6, size=(160, 120))

@@ -35,7 +35,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    from ava_detect.data.synthetic import make_synthetic_dataset
+    from ava_detect.synthetic import make_synthetic_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     make_synthetic_dataset(root, seed=3, num_videos=3, seconds=6, size=(96, 72))

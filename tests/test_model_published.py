@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ava_detect.config import load_config
+from ava_detect.config import load_config, packaged_config
 from ava_detect.errors import AvaDetectError
 from ava_detect.model import build_model, load_weights, save_checkpoint
 from ava_detect.model import published
@@ -31,13 +31,13 @@ def test_published_entries_point_at_the_model_zoos_and_existing_presets():
         "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/ava/SLOWFAST_8x8_R50_DETECTION.pyth")
     for name, entry in PUBLISHED.items():
         assert entry.url.startswith("https://dl.fbaipublicfiles.com/"), name
-        assert (ROOT / entry.config).is_file(), (name, entry.config)
+        assert packaged_config(entry.config).is_file(), (name, entry.config)
 
 
 def test_offline_download_is_one_clear_error(hub_dir, monkeypatch):
     url = "http://127.0.0.1:9/pytorchvideo/model_zoo/ava/SLOWFAST_8x8_R50_DETECTION.pyth"  # nothing listens
     monkeypatch.setitem(PUBLISHED, "slowfast_r50_8x8_ava",
-                        PublishedWeights(url, "configs/ava/slowfast_r50_8x8.yaml", "test"))
+                        PublishedWeights(url, "ava/slowfast_r50_8x8.yaml", "test"))
     with pytest.raises(AvaDetectError) as e:
         load_weights(tiny(), "slowfast_r50_8x8_ava", progress=False)
     msg = str(e.value)

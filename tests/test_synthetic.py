@@ -20,7 +20,7 @@ from ava_detect.data.ava_files import (
     read_predicted_boxes,
 )
 from ava_detect.data.constants import labelmap_80_path
-from ava_detect.data.synthetic import (
+from ava_detect.synthetic import (
     CLASS_IDS,
     IN_PROGRESS_MARKER,
     LIE,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ava_detect.data.synthetic import (
+from ava_detect.synthetic import (
     JUMP,
     LIE,
     RUN,

@@ -23,7 +23,6 @@ torchvision's COCO Faster R-CNN, downloaded on first use; offline, pass local fi
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ava_detect.commands.common import add_config_arguments
@@ -67,13 +66,14 @@ def _overrides(args: argparse.Namespace) -> list:
 
 
 def default_config_path(weights: str):
-    """The preset config of a published weights name (``configs/...`` of the source tree), or None."""
+    """The preset config of a published weights name (shipped in the package's configs), or None."""
+    from ava_detect.config import packaged_config
     from ava_detect.model.published import PUBLISHED
 
     entry = PUBLISHED.get(weights)
     if entry is None:
         return None
-    return Path(__file__).resolve().parents[2] / entry.config
+    return packaged_config(entry.config)
 
 
 def resolve_device(name: str):
@@ -99,9 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ava_detect.annotate import ActionPredictor, annotate_video, check_output_paths
     from ava_detect.config import load_config
-    from ava_detect.data.ava_files import read_labelmap
-    from ava_detect.data.constants import labelmap_80_path
     from ava_detect.data.dataset import build_test_transform
+    from ava_detect.data.labelmaps import resolve_labelmap
     from ava_detect.data.video import probe_video
     from ava_detect.detection import build_detector
     from ava_detect.errors import AvaDetectError
@@ -125,13 +124,7 @@ def run(args: argparse.Namespace) -> int:
     info = probe_video(video, fps=d.fps)  # bad input fails here, before any model is loaded
     device = resolve_device(args.device)
 
-    root = Path(d.root) if d.root else Path(".")
-    if a.labelmap:
-        labelmap = read_labelmap(a.labelmap)
-    elif d.labelmap:
-        labelmap = read_labelmap(d.labelmap if os.path.isabs(d.labelmap) else root / d.labelmap)
-    else:
-        labelmap = read_labelmap(labelmap_80_path())
+    labelmap = resolve_labelmap(a.labelmap, kind="all", data=d)
 
     detector = build_detector(cfg, device=device)
     model = build_model(cfg)

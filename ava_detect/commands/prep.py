@@ -1,6 +1,6 @@
 """Prepare AVA-format data.
 
-Steps (each is also `python -m data_prep.<step>`):
+Steps (each is also `python -m data_prep.<step>`; the work is done by ava_detect.prep and ava_detect.synthetic):
   synthetic     make a synthetic AVA-format dataset that a CPU can train on
   videos        cut the AVA movies to seconds 900-1801 at 30 fps as h264 (fast seeking)
   frames        extract PySlowFast's JPEG frame folders and frame lists (only if you need them)
@@ -12,13 +12,24 @@ from __future__ import annotations
 import argparse
 import importlib
 
-#: (step, module, one-line help)
+#: (step, module with the step's ``add_arguments`` and ``run``, one-line help)
 STEPS = (
-    ("synthetic", "data_prep.synthetic", "make a synthetic AVA-format dataset (videos, CSVs, label map)"),
-    ("videos", "data_prep.videos", "cut AVA movies to the annotated segment at 30 fps (h264, fast seeking)"),
-    ("frames", "data_prep.frames", "extract PySlowFast JPEG frame folders and frame lists from prepared videos"),
-    ("annotations", "data_prep.annotations", "validate and summarise a split's annotations; label detected boxes"),
+    ("synthetic", "ava_detect.commands.prep_synthetic", "make a synthetic AVA-format dataset (videos, CSVs, label map)"),
+    ("videos", "ava_detect.commands.prep_videos", "cut AVA movies to the annotated segment at 30 fps (h264, fast seeking)"),
+    ("frames", "ava_detect.commands.prep_frames",
+     "extract PySlowFast JPEG frame folders and frame lists from prepared videos"),
+    ("annotations", "ava_detect.commands.prep_annotations",
+     "validate and summarise a split's annotations; label detected boxes"),
 )
+
+
+def step_module(step: str):
+    """The command module of prep step ``step`` (``add_arguments(parser)``, ``run(args)``, its help as
+    the docstring)."""
+    for name, module_name, _ in STEPS:
+        if name == step:
+            return importlib.import_module(module_name)
+    raise KeyError(f"no prep step {step!r}; the steps are {', '.join(s for s, _, _ in STEPS)}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

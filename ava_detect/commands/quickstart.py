@@ -44,14 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def recipe_path() -> Path:
-    """``configs/<RECIPE>`` of the source tree this package runs from."""
-    from ava_detect.errors import AvaDetectError
+    """``configs/<RECIPE>`` as shipped with the package."""
+    from ava_detect.config import packaged_config
 
-    path = Path(__file__).resolve().parents[2] / "configs" / RECIPE
-    if not path.is_file():
-        raise AvaDetectError(f"the quickstart recipe configs/{RECIPE} is not beside this installation "
-                             f"(install from a clone with `pip install -e .`, or pass --config)", path)
-    return path
+    return packaged_config(RECIPE)
 
 
 def _same_dataset(summary_file: Path, args: argparse.Namespace) -> bool:
@@ -78,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ava_detect import cli
     from ava_detect.config import load_config, save_config
     from ava_detect.data.constants import FPS
-    from ava_detect.data.synthetic import make_synthetic_dataset
+    from ava_detect.synthetic import make_synthetic_dataset
     from ava_detect.engine.checkpointing import BEST, LAST, load_training_checkpoint
     from ava_detect.engine.trainer import train
 

@@ -583,11 +583,6 @@ def group_boxes(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def keys_of(df: pd.DataFrame) -> np.ndarray:
-    """Image keys (``"video,SSSS"``) of each row of a reader's DataFrame, as an object array."""
-    return np.array([image_key(v, s) for v, s in zip(df["video_id"].astype(str), df["second"])], dtype=object)
-
-
 def _format_rows(df: pd.DataFrame, last: str, coord_digits: int) -> Iterable[str]:
     fmt_c = f"{{:.{coord_digits}f}}"
     cols = [df["video_id"].astype(str).to_numpy(), df["second"].to_numpy()]
@@ -718,8 +713,3 @@ def read_video_list(path: PathLike) -> Dict[str, str]:
                 raise AvaDetectError(f"video {video_id!r} is listed twice", path, lineno)
             out[video_id] = name
     return out
-
-
-def write_video_list(path: PathLike, names: Sequence[str]) -> None:
-    """Write the video file-name list, one name per line."""
-    _write_rows(path, (n + "\n" for n in names))

@@ -424,12 +424,6 @@ def collate(items: List[Dict[str, object]]) -> Dict[str, object]:
 # --------------------------------------------------------------------------------------
 
 
-def resolve_data_path(data_cfg, path: str) -> Path:
-    """A path of the ``data`` config section: absolute as given, else relative to ``data.root``."""
-    root = Path(data_cfg.root) if data_cfg.root else Path(".")
-    return Path(path) if os.path.isabs(path) else root / path
-
-
 def build_test_transform(cfg) -> "TestTransform":
     """The test-time transform that ``cfg.data`` (short side, normalisation) and ``cfg.model`` (the
     backbone's input packing) describe: one definition for ``ava-detect test``, ``annotate`` and the benchmarks.
@@ -448,8 +442,9 @@ def build_test_transform(cfg) -> "TestTransform":
 def build_dataset(cfg, split: str) -> AvaDataset:
     """The dataset of ``split`` (``train``, or ``val`` / ``test`` for the validation split) as
     ``cfg.data`` and ``cfg.model`` describe it. The config is read here, once."""
-    from ava_detect.data.ava_files import read_exclusions, read_ground_truth, read_labelmap, read_predicted_boxes
-    from ava_detect.data.constants import labelmap_80_path
+    from ava_detect.data.ava_files import read_exclusions, read_ground_truth, read_predicted_boxes
+    from ava_detect.data.labelmaps import resolve_labelmap
+    from ava_detect.data.layout import resolve_data_path
     from ava_detect.data.transforms import TrainTransform
     from ava_detect.model.architectures import input_spec_from_config
 
@@ -458,7 +453,7 @@ def build_dataset(cfg, split: str) -> AvaDataset:
     def resolve(p: str) -> Path:
         return resolve_data_path(d, p)
 
-    labelmap = read_labelmap(resolve(d.labelmap) if d.labelmap else labelmap_80_path())
+    labelmap = resolve_labelmap(kind="all", data=d)
     class_ids = list(labelmap.ids)
     if m.num_classes != len(class_ids):
         raise AvaDetectError(f"model.num_classes={m.num_classes} but the label map has {len(class_ids)} classes",

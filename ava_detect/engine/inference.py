@@ -78,10 +78,11 @@ def build_evaluator(cfg: Any, split: str = "val") -> AVAEvaluator:
     Label map: ``test.eval_labelmap``, else ``data.labelmap``, else the official 60-class list.
     """
     from ava_detect.data.ava_files import read_exclusions
-    from ava_detect.data.dataset import resolve_data_path
+    from ava_detect.data.labelmaps import resolve_labelmap
+    from ava_detect.data.layout import resolve_data_path
 
     d = cfg.data
-    labelmap = cfg.test.eval_labelmap or (str(resolve_data_path(d, d.labelmap)) if d.labelmap else None)
+    labelmap = resolve_labelmap(cfg.test.eval_labelmap, kind="evaluated", data=d)
     excluded = read_exclusions(resolve_data_path(d, d.exclusions)) if d.exclusions else set()
     return AVAEvaluator(ground_truth=resolve_data_path(d, d.val_gt), labelmap=labelmap,
                         protocol=cfg.test.protocol, excluded=excluded)

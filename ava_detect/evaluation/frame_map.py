@@ -85,13 +85,6 @@ class BoxRows:
     def __len__(self) -> int:
         return len(self.keys)
 
-    @staticmethod
-    def from_boxes(keys, boxes, labels, scores) -> "BoxRows":
-        """From ``boxes: float[N,4]`` ``(x1, y1, x2, y2)`` and ``[N]`` keys, labels, scores."""
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        return BoxRows(np.asarray(keys, dtype=np.int64), boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3],
-                       np.asarray(labels, dtype=np.int64), np.asarray(scores, dtype=np.float64))
-
     def take(self, index: np.ndarray) -> "BoxRows":
         return BoxRows(self.keys[index], self.x1[index], self.y1[index], self.x2[index], self.y2[index],
                        self.labels[index], self.scores[index])
@@ -653,12 +646,11 @@ def read_inputs(
 
 def load_labelmap(labelmap: Optional[Union[LabelMap, PathLike]]) -> LabelMap:
     """A :class:`LabelMap`, a label-map file, or None for the packaged 60-class official list."""
-    from ava_detect.data.ava_files import read_labelmap
-    from ava_detect.data.constants import labelmap_60_path
+    from ava_detect.data.labelmaps import resolve_labelmap
 
     if isinstance(labelmap, LabelMap):
         return labelmap
-    return read_labelmap(labelmap_60_path() if labelmap is None else labelmap)
+    return resolve_labelmap(None if labelmap is None else os.fspath(labelmap), kind="evaluated")
 
 
 def evaluate_files(

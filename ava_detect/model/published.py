@@ -32,7 +32,8 @@ class PublishedWeights:
     """One published checkpoint."""
 
     url: str
-    #: the preset in ``configs/`` whose architecture the file fits
+    #: the preset whose architecture the file fits, relative to the configs folder
+    #: (:func:`ava_detect.config.packaged_config`)
     config: str
     description: str
 
@@ -41,29 +42,29 @@ class PublishedWeights:
 #: (their classification head is dropped and the detection head freshly initialised).
 PUBLISHED: Dict[str, PublishedWeights] = {
     "slowfast_r50_8x8_ava": PublishedWeights(
-        f"{_PTV}/ava/SLOWFAST_8x8_R50_DETECTION.pyth", "configs/ava/slowfast_r50_8x8.yaml",
+        f"{_PTV}/ava/SLOWFAST_8x8_R50_DETECTION.pyth", "ava/slowfast_r50_8x8.yaml",
         "PyTorchVideo slowfast_r50_detection, AVA v2.2, 24.67 frame-mAP (RoIAlign aligned=False)"),
     "slow_r50_4x16_ava": PublishedWeights(
-        f"{_PTV}/ava/SLOW_4x16_R50_DETECTION.pyth", "configs/ava/slow_r50_4x16.yaml",
+        f"{_PTV}/ava/SLOW_4x16_R50_DETECTION.pyth", "ava/slow_r50_4x16.yaml",
         "PyTorchVideo slow_r50_detection, AVA v2.2 (RoIAlign aligned=False)"),
     "slow_r50_4x16_ava_pyslowfast": PublishedWeights(
-        f"{_PSF}/ava/C2D_8x8_R50.pkl", "configs/ava/slow_r50_4x16.yaml",
+        f"{_PSF}/ava/C2D_8x8_R50.pkl", "ava/slow_r50_4x16.yaml",
         "PySlowFast model zoo Slow R50 4x16, AVA v2.2, 19.5 frame-mAP (Caffe2 .pkl, aligned=False)"),
     "slowfast_r101_32x2_ava": PublishedWeights(
-        f"{_PSF}/ava/SLOWFAST_32x2_R101_50_50.pkl", "configs/ava/slowfast_r101_32x2.yaml",
+        f"{_PSF}/ava/SLOWFAST_32x2_R101_50_50.pkl", "ava/slowfast_r101_32x2.yaml",
         "PySlowFast model zoo SlowFast R101 8x8, AVA v2.2, 29.1 frame-mAP; it contains non-local blocks, "
         "which this model does not have: loads only with strict=False and does not reproduce the published scores"),
     "slowfast_r50_8x8_kinetics400": PublishedWeights(
-        f"{_PTV}/kinetics/SLOWFAST_8x8_R50.pyth", "configs/ava/slowfast_r50_8x8.yaml",
+        f"{_PTV}/kinetics/SLOWFAST_8x8_R50.pyth", "ava/slowfast_r50_8x8.yaml",
         "PyTorchVideo slowfast_r50, Kinetics-400 backbone (76.4 top-1) to train AVA heads from"),
     "slow_r50_8x8_kinetics400": PublishedWeights(
-        f"{_PTV}/kinetics/SLOW_8x8_R50.pyth", "configs/ava/slow_r50_4x16.yaml",
+        f"{_PTV}/kinetics/SLOW_8x8_R50.pyth", "ava/slow_r50_4x16.yaml",
         "PyTorchVideo slow_r50, Kinetics-400 backbone to train AVA heads from"),
     "slowfast_r50_8x8_kinetics400_pyslowfast": PublishedWeights(
-        f"{_PSF}/kinetics400/SLOWFAST_8x8_R50.pkl", "configs/ava/slowfast_r50_32x2.yaml",
+        f"{_PSF}/kinetics400/SLOWFAST_8x8_R50.pkl", "ava/slowfast_r50_32x2.yaml",
         "PySlowFast model zoo SlowFast R50 8x8, Kinetics-400 backbone (Caffe2 .pkl)"),
     "slowfast_r101_32x2_kinetics600": PublishedWeights(
-        f"{_PSF}/ava/pretrain/SLOWFAST_32x2_R101_50_50.pkl", "configs/ava/slowfast_r101_32x2.yaml",
+        f"{_PSF}/ava/pretrain/SLOWFAST_32x2_R101_50_50.pkl", "ava/slowfast_r101_32x2.yaml",
         "PySlowFast model zoo SlowFast R101 Kinetics-600 backbone used for its AVA models "
         "(non-local blocks, if present, are skipped with strict=False)"),
 }
