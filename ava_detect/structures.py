@@ -4,16 +4,28 @@ Inside the code, boxes are float ``Tensor[N,4]`` ``(x1, y1, x2, y2)`` in pixels 
 the model sees. AVA files store coordinates normalised to [0, 1]; they are converted here and
 nowhere else. RoIs given to the head are ``Tensor[K,5]`` ``(batch_index, x1, y1, x2, y2)``.
 IoU follows the official AVA evaluator: areas without the ``+1`` pixel convention.
+
+This module does not import torch (the ``eval`` command and the CSV readers use it without
+torch): a tensor can only be passed in once torch is loaded, so the functions that accept
+tensors look for it in ``sys.modules``.
 """
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+import sys
+from typing import TYPE_CHECKING, Sequence, Tuple, Union
 
 import numpy as np
-import torch
 
-ArrayOrTensor = Union[np.ndarray, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+ArrayOrTensor = Union[np.ndarray, "torch.Tensor"]
+
+
+def _is_tensor(value: object) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def image_key(video_id: str, second: int) -> str:
@@ -32,7 +44,9 @@ def parse_image_key(key: str) -> Tuple[str, int]:
 def normalized_to_pixels(boxes: ArrayOrTensor, width: float, height: float) -> ArrayOrTensor:
     """``[N,4]`` normalised ``(x1,y1,x2,y2)`` in [0,1] -> pixels of a ``width x height`` image."""
     scale = [width, height, width, height]
-    if isinstance(boxes, torch.Tensor):
+    if _is_tensor(boxes):
+        import torch
+
         return boxes * torch.as_tensor(scale, dtype=boxes.dtype, device=boxes.device)
     return np.asarray(boxes) * np.asarray(scale, dtype=np.float64)
 
@@ -40,7 +54,9 @@ def normalized_to_pixels(boxes: ArrayOrTensor, width: float, height: float) -> A
 def pixels_to_normalized(boxes: ArrayOrTensor, width: float, height: float) -> ArrayOrTensor:
     """``[N,4]`` pixel ``(x1,y1,x2,y2)`` of a ``width x height`` image -> normalised, clipped to [0,1]."""
     scale = [width, height, width, height]
-    if isinstance(boxes, torch.Tensor):
+    if _is_tensor(boxes):
+        import torch
+
         out = boxes / torch.as_tensor(scale, dtype=boxes.dtype, device=boxes.device)
         return out.clamp_(0.0, 1.0)
     return np.clip(np.asarray(boxes) / np.asarray(scale, dtype=np.float64), 0.0, 1.0)
@@ -71,9 +87,11 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return iou
 
 
-def boxes_to_rois(boxes_per_image: Sequence[torch.Tensor]) -> torch.Tensor:
+def boxes_to_rois(boxes_per_image: Sequence["torch.Tensor"]) -> "torch.Tensor":
     """List of ``Tensor[N_i,4]`` pixel boxes, one per clip in a batch -> ``Tensor[K,5]``
     ``(batch_index, x1, y1, x2, y2)`` with ``K = sum(N_i)`` (``[0,5]`` when there are none)."""
+    import torch
+
     rois = []
     for i, boxes in enumerate(boxes_per_image):
         boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)

@@ -10,6 +10,24 @@ for each of the 80 classes (~9.6M detection rows), then:
    detections) and our evaluator on the same 10% subset of the videos, checks that both give
    the same per-class APs, and prints the speed ratio.
 
+3. with ``--reference-dir DIR``: times the official evaluator found in ``DIR`` on the same full
+   set in the same run, and compares its mAP with ours. Without it, the only reference is the
+   loop of step 2, which is this project's own code, not the official evaluator; the output says so.
+
+``--reference-dir`` layouts (the code is not downloaded; give a checkout):
+
+* ActivityNet (``activitynet/ActivityNet``): ``DIR/Evaluation/get_ava_performance.py`` with its
+  ``DIR/Evaluation/ava/`` object-detection utilities (``DIR`` may also be the ``Evaluation``
+  folder itself). Run as ``python -O get_ava_performance.py -l LABELMAP -g GT -d PRED`` in a
+  subprocess (``-e EXCLUSIONS`` when the script has that flag; otherwise the excluded keys are
+  removed from copies of both CSVs first, outside the timing); the mAP is read from the
+  ``PascalBoxes_Precision/mAP@0.5IOU`` entry it prints. Compared with our ``activitynet`` protocol.
+* PySlowFast (``facebookresearch/SlowFast``): ``DIR/slowfast/utils/ava_eval_helper.py``, importable
+  with ``DIR`` on ``sys.path`` (its own dependencies installed). A subprocess runs its
+  ``read_labelmap``, ``read_exclusions``, ``read_csv`` and ``run_evaluation`` on the same files, as
+  its ``evaluate_ava_from_files`` does; the time is that of those calls (its imports excluded).
+  Compared with our ``pyslowfast`` protocol.
+
 It prints ratios measured in this run; it asserts no times. Peak memory of the full run is
 best read with ``/usr/bin/time -v python bench/eval_speed.py``; the script also prints the
 process's peak resident size (``ru_maxrss``).
@@ -17,6 +35,7 @@ process's peak resident size (``ru_maxrss``).
 Usage::
 
     python bench/eval_speed.py [--data-dir DIR] [--protocol activitynet|pyslowfast|both]
+                               [--reference-dir CHECKOUT]
 """
 
 from __future__ import annotations
@@ -24,9 +43,12 @@ from __future__ import annotations
 import argparse
 import csv
 import heapq
+import json
 import math
 import os
+import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -241,6 +263,82 @@ def loop_evaluate(gt_path, pred_path, excluded_path, class_ids, protocol):
 
 
 # --------------------------------------------------------------------------------------
+# The official evaluators, from a checkout given with --reference-dir
+# --------------------------------------------------------------------------------------
+
+_PYSLOWFAST_DRIVER = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from slowfast.utils import ava_eval_helper as helper
+labelmap, gt, pred, excluded = sys.argv[2:6]
+start = time.perf_counter()
+categories, whitelist = helper.read_labelmap(labelmap)
+excluded_keys = helper.read_exclusions(excluded)
+groundtruth = helper.read_csv(gt, whitelist, load_score=False)
+detections = helper.read_csv(pred, whitelist, load_score=True)
+metrics = helper.run_evaluation(categories, groundtruth, detections, excluded_keys, verbose=False)
+seconds = time.perf_counter() - start
+print("BENCH_RESULT " + json.dumps({"seconds": seconds, "mAP": float(metrics["PascalBoxes_Precision/mAP@0.5IOU"])}))
+"""
+
+_MAP_LINE = re.compile(r"PascalBoxes_Precision/mAP@0\.5IOU'?\s*:\s*([-+0-9.eE]+|nan)")
+
+
+def find_reference(directory: Path):
+    """``(kind, path)``: ``("activitynet", get_ava_performance.py)`` or ``("pyslowfast", checkout root)``
+    for a checkout laid out as the module docstring says; raises SystemExit otherwise."""
+    for script in (directory / "Evaluation" / "get_ava_performance.py", directory / "get_ava_performance.py"):
+        if script.is_file():
+            return "activitynet", script
+    if (directory / "slowfast" / "utils" / "ava_eval_helper.py").is_file():
+        return "pyslowfast", directory
+    raise SystemExit(f"--reference-dir {directory}: found neither Evaluation/get_ava_performance.py (ActivityNet) "
+                     f"nor slowfast/utils/ava_eval_helper.py (PySlowFast)")
+
+
+def _without_excluded(paths: dict, directory: Path) -> dict:
+    """Copies of the ground-truth and prediction CSVs without the excluded keys."""
+    with open(paths["excluded"], newline="") as f:
+        excluded = {f"{r[0]},{int(r[1]):04d}" for r in csv.reader(f) if r}
+    directory.mkdir(parents=True, exist_ok=True)
+    out = dict(paths)
+    for name in ("gt", "pred"):
+        out[name] = directory / f"{name}.csv"
+        with open(paths[name], newline="") as src, open(out[name], "w", newline="") as dst:
+            writer = csv.writer(dst, lineterminator="\n")
+            writer.writerows(r for r in csv.reader(src) if r and f"{r[0]},{int(r[1]):04d}" not in excluded)
+    return out
+
+
+def run_reference(kind: str, location: Path, paths: dict, labelmap_path: Path, work: Path) -> dict:
+    """Run the official evaluator on ``paths`` -> ``{"seconds", "mAP", "what"}``."""
+    env = dict(os.environ)
+    if kind == "activitynet":
+        source = location.read_text(errors="replace")
+        has_exclusions = "--exclusions" in source or "'-e'" in source or '"-e"' in source
+        files = paths if has_exclusions else _without_excluded(paths, work / "reference_inputs")
+        cmd = [sys.executable, "-O", location.name, "-l", str(labelmap_path), "-g", str(files["gt"]),
+               "-d", str(files["pred"])] + (["-e", str(paths["excluded"])] if has_exclusions else [])
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=location.parent, capture_output=True, text=True, env=env)
+        seconds = time.perf_counter() - t0
+        found = _MAP_LINE.search(proc.stdout + proc.stderr)
+        if proc.returncode != 0 or not found:
+            raise SystemExit(f"the official script failed (status {proc.returncode}):\n{proc.stderr[-2000:]}")
+        what = f"official ActivityNet get_ava_performance.py ({location}), subprocess wall time"
+        return {"seconds": seconds, "mAP": float(found.group(1)), "what": what}
+    cmd = [sys.executable, "-c", _PYSLOWFAST_DRIVER, str(location), str(labelmap_path), str(paths["gt"]),
+           str(paths["pred"]), str(paths["excluded"])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise SystemExit(f"PySlowFast's ava_eval_helper failed (status {proc.returncode}):\n{proc.stderr[-2000:]}")
+    result = json.loads(line[len("BENCH_RESULT "):])
+    result["what"] = f"PySlowFast ava_eval_helper ({location}), its reading and evaluation calls"
+    return result
+
+
+# --------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------
 
@@ -262,8 +360,12 @@ def main(argv=None) -> int:
                         help="where the seeded set is written (reused when present)")
     parser.add_argument("--protocol", default="activitynet", choices=["activitynet", "pyslowfast", "both"])
     parser.add_argument("--subset", type=float, default=0.1, help="fraction of videos for the loop comparison")
-    parser.add_argument("--skip-loop", action="store_true", help="only time our evaluator on the full set")
+    parser.add_argument("--skip-loop", action="store_true", help="skip the comparison with the loop on the subset")
+    parser.add_argument("--reference-dir", type=Path, metavar="CHECKOUT",
+                        help="a checkout of the official evaluator (ActivityNet or PySlowFast; see the layouts "
+                             "above) to time on the same full set; default: no official reference")
     args = parser.parse_args(argv)
+    reference = find_reference(args.reference_dir) if args.reference_dir else None
 
     from ava_detect.data.ava_files import read_labelmap
     from ava_detect.data.constants import labelmap_60_path
@@ -285,10 +387,22 @@ def main(argv=None) -> int:
         full_times[protocol] = time.perf_counter() - t0
         print(f"ours, full set, {protocol}: {full_times[protocol]:.2f} s end to end, mAP {result.mAP:.6f}, "
               f"peak RSS so far {_peak_rss_mb():,.0f} MB")
+        if reference is not None and reference[0] == protocol:
+            ref = run_reference(reference[0], reference[1], paths, labelmap_60_path(), data_dir)
+            print(f"reference: {ref['what']}: {ref['seconds']:.2f} s, mAP {ref['mAP']:.6f} "
+                  f"(difference from ours {abs(ref['mAP'] - result.mAP):.3g}); "
+                  f"speed ratio reference/ours = {ref['seconds'] / full_times[protocol]:.1f}x")
+    if reference is None:
+        print("reference: no --reference-dir given, so no official evaluator is timed; the ratios below are "
+              "against this script's own loop implementation of the rules, not the official code")
+    elif reference[0] not in protocols:
+        print(f"reference: the checkout is {reference[0]}'s evaluator; run with --protocol {reference[0]} "
+              f"(or both) to time it")
 
     if args.skip_loop:
         return 0
     sub = subset_files(paths, data_dir / f"subset_{args.subset:g}", args.subset)
+    print("loop: this script's own per-image, per-class loop over the same rules (not the official code)")
     for protocol in protocols:
         t0 = time.perf_counter()
         ours = _ours(sub, labelmap, protocol)

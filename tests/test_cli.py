@@ -57,3 +57,36 @@ def test_our_errors_are_one_line_with_status_2(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.strip() == f"ava-detect {name}: error: gt.csv:12: expected 8 columns, found 3"
     assert "Traceback" not in err
+
+
+def test_train_and_test_flags_are_config_overrides(tmp_path, monkeypatch, capsys):
+    """Every flag of ``train`` and ``test`` goes through the config's validation as an override
+    (a flag wins over a trailing ``section.key=value``); the command calls one library function."""
+    from ava_detect.engine import testing, trainer
+
+    seen = {}
+
+    def fake_train(cfg, *, resume, progress):
+        seen["train"] = (cfg, resume, progress)
+        return trainer.TrainResult(output_dir=tmp_path / "run", epochs=1, iterations=2, best_map=0.5, last_map=0.5)
+
+    def fake_test(cfg, weights, output_dir=None, *, progress=None):
+        seen["test"] = (cfg, weights, progress)
+        return testing.TestResult(result=None, report="REPORT", weights_summary="LOADED", keyframes=3, boxes=4,
+                                  seconds=0.5, detections=tmp_path / "d.csv")
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    monkeypatch.setattr(testing, "run_test", fake_test)
+    assert cli.main(["train", "--weights", "on", "--output-dir", "0123", "--resume", "train.epochs=2",
+                     "train.output_dir=elsewhere"]) == 0
+    cfg, resume, progress = seen["train"]
+    assert (cfg.train.weights, cfg.train.output_dir, cfg.train.epochs, resume) == ("on", "0123", 2, True)
+    assert callable(progress)
+    assert cli.main(["test", "--weights", "w.pth", "--output-dir", "out", "--bf16", "--no-progress",
+                     "test.autocast=false"]) == 0
+    cfg, weights, progress = seen["test"]
+    assert (weights, cfg.test.output_dir, cfg.test.autocast, progress) == ("w.pth", "out", True, None)
+    out = capsys.readouterr().out
+    assert "LOADED" in out and "REPORT" in out and f"wrote {tmp_path / 'd.csv'}" in out
+    # the config, flags included, is validated before anything runs: a bad value is a one-line error
+    assert cli.main(["train", "--output-dir", "x", "train.epochs=many"]) == 2

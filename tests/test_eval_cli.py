@@ -140,3 +140,31 @@ def test_degenerate_boxes_are_dropped_with_one_counting_warning(tmp_path, caplog
     assert len(warnings) == 1 and "ignored 3 detections" in warnings[0]
     for cid, ap in clean.per_class_ap.items():
         assert (math.isnan(ap) and math.isnan(with_bad.per_class_ap[cid])) or abs(ap - with_bad.per_class_ap[cid]) <= TOL
+
+
+def test_eval_command_imports_neither_torch_nor_torchvision(tmp_path):
+    """``ava-detect eval`` (parser building included) runs without loading torch: importing it is
+    most of the command's time on a large input."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out_json = tmp_path / "result.json"
+    script = (
+        "import sys\n"
+        "from ava_detect import cli\n"
+        f"code = cli.main(['eval', '--gt', {str(EXCERPT / 'gt.csv')!r}, '--pred', {str(EXCERPT / 'pred.csv')!r}, "
+        f"'--exclusions', {str(EXCERPT / 'excluded.csv')!r}, '--labelmap', {str(labelmap_80_path())!r}, "
+        f"'--json', {str(out_json)!r}])\n"
+        "heavy = sorted(m for m in ('torch', 'torchvision') if m in sys.modules)\n"
+        "print('loaded:', ','.join(heavy) or 'none')\n"
+        "sys.exit(code)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded: none" in proc.stdout, proc.stdout
+    assert json.loads(out_json.read_text())["protocol"] == "activitynet"

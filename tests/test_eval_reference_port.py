@@ -21,6 +21,7 @@ import pytest
 from ava_detect.data.ava_files import read_labelmap
 from ava_detect.data.constants import labelmap_60_path, labelmap_80_path
 from ava_detect.evaluation.frame_map import evaluate_files
+from ava_detect.evaluation.protocols import PROTOCOLS, Protocol, get_protocol
 
 TOL = 1e-12
 
@@ -32,12 +33,13 @@ def _key(video, second):
     return "%s,%04d" % (video, int(second))
 
 
-def _read_csv(path, whitelist, capacity, with_scores):
-    """official: capacity-limited heap, sorted by -score; pyslowfast: capacity 0 means plain lists."""
+def _read_csv(path, whitelist, capacity, with_scores, input_order=False):
+    """official: capacity-limited heap, sorted by -score; pyslowfast: capacity 0 means plain lists.
+    ``input_order`` (a protocol of other rules): the heap's choice, handed over in file order."""
     entries = defaultdict(list)
     plain = defaultdict(list)
     with open(path) as f:
-        for row in csv.reader(f):
+        for line, row in enumerate(csv.reader(f)):
             key = _key(row[0], row[1])
             x1, y1, x2, y2 = [float(n) for n in row[2:6]]
             action = int(row[6])
@@ -47,16 +49,19 @@ def _read_csv(path, whitelist, capacity, with_scores):
             if capacity is not None:  # official reader: 8 columns give a score (person id for GT)
                 if len(row) == 8:
                     score = float(row[7])
+                item = (score, action, y1, x1, y2, x2) + ((line,) if input_order else ())
                 if capacity < 1 or len(entries[key]) < capacity:
-                    heapq.heappush(entries[key], (score, action, y1, x1, y2, x2))
+                    heapq.heappush(entries[key], item)
                 elif score > entries[key][0][0]:
-                    heapq.heapreplace(entries[key], (score, action, y1, x1, y2, x2))
+                    heapq.heapreplace(entries[key], item)
             else:
                 if with_scores:
                     score = float(row[7])
                 plain[key].append((score, action, y1, x1, y2, x2))
     if capacity is None:
         return plain
+    if input_order:
+        return {k: [t[:6] for t in sorted(v, key=lambda t: t[6])] for k, v in entries.items()}
     return {k: sorted(v, key=lambda t: -t[0]) for k, v in entries.items()}
 
 
@@ -78,9 +83,13 @@ def reference_ap(gt_path, pred_path, ex_path, labelmap, protocol):
     if ex_path is not None:
         with open(ex_path) as f:
             excluded = {_key(r[0], r[1]) for r in csv.reader(f) if r}
-    official = protocol == "activitynet"
-    gt = _read_csv(gt_path, ids, 0 if official else None, False)
-    det = _read_csv(pred_path, ids, 50 if official else None, True)
+    rules = get_protocol(protocol)
+    by_score = rules.order == "score"
+    gt = _read_csv(gt_path, ids, 0 if by_score else None, False)
+    if by_score or rules.max_per_key is not None:
+        det = _read_csv(pred_path, ids, rules.max_per_key or 0, True, input_order=not by_score)
+    else:
+        det = _read_csv(pred_path, ids, None, True)
     gt = {k: v for k, v in gt.items() if k not in excluded}
     num_gt = np.zeros(num_class, dtype=int)
     for items in gt.values():
@@ -91,7 +100,7 @@ def reference_ap(gt_path, pred_path, ex_path, labelmap, protocol):
     with open(gt_path) as f:
         gt_file_keys = {_key(r[0], r[1]) for r in csv.reader(f) if r}
     for key, items in det.items():
-        if key in excluded or (official and key not in gt_file_keys):
+        if key in excluded or (rules.keys_without_gt == "ignore" and key not in gt_file_keys):
             continue
         boxes = np.array([t[2:] for t in items], dtype=float).reshape(-1, 4)
         scores = np.array([t[0] for t in items], dtype=float)
@@ -206,6 +215,48 @@ def test_matches_reference_port(tmp_path, protocol, seed, labelmap_name, use_exc
             assert abs(got.per_class_ap[cid] - ap) <= TOL, (cid, got.per_class_ap[cid], ap)
     finite = [a for a in expected.values() if not math.isnan(a)]
     assert abs(got.mAP - float(np.mean(finite))) <= TOL
+
+
+#: Protocols that are neither reference's: each rule of a protocol works in any combination.
+OTHER_RULES = [
+    Protocol(name="uncapped_official", max_per_key=None, order="score", keys_without_gt="ignore"),
+    Protocol(name="capped_file_order", max_per_key=50, order="input", keys_without_gt="false_positive"),
+    Protocol(name="top3_scored_fp", max_per_key=3, order="score", keys_without_gt="false_positive"),
+]
+
+
+@pytest.mark.parametrize("rules", OTHER_RULES, ids=[r.name for r in OTHER_RULES])
+@pytest.mark.parametrize("seed", range(4))
+def test_any_combination_of_rules_matches_the_port(tmp_path, rules, seed):
+    gt_path, pred_path, ex_path = make_files(tmp_path, seed)
+    labelmap = read_labelmap(labelmap_80_path())
+    expected = reference_ap(gt_path, pred_path, ex_path, labelmap, rules)
+    got = evaluate_files(gt_path=gt_path, pred_path=pred_path, labelmap=labelmap, exclusions_path=ex_path,
+                         protocol=rules)
+    assert got.protocol == rules.name
+    for cid, ap in expected.items():
+        if math.isnan(ap):
+            assert math.isnan(got.per_class_ap[cid]), cid
+        else:
+            assert abs(got.per_class_ap[cid] - ap) <= TOL, (cid, got.per_class_ap[cid], ap)
+    # these rules give numbers of their own on these files (the test would notice a rule being ignored)
+    for name in PROTOCOLS:
+        assert got.mAP != evaluate_files(gt_path=gt_path, pred_path=pred_path, labelmap=labelmap,
+                                         exclusions_path=ex_path, protocol=name).mAP, name
+
+
+def test_protocol_table_and_unknown_name():
+    from ava_detect.errors import AvaDetectError
+
+    assert list(PROTOCOLS) == ["activitynet", "pyslowfast"]
+    assert PROTOCOLS["activitynet"] == Protocol("activitynet", 50, "score", "ignore",
+                                                PROTOCOLS["activitynet"].description)
+    assert (PROTOCOLS["pyslowfast"].max_per_key, PROTOCOLS["pyslowfast"].order,
+            PROTOCOLS["pyslowfast"].keys_without_gt) == (None, "input", "false_positive")
+    with pytest.raises(AvaDetectError, match="unknown evaluation protocol 'mmaction2'"):
+        get_protocol("mmaction2")
+    with pytest.raises(ValueError, match="order"):
+        Protocol(name="x", max_per_key=None, order="random", keys_without_gt="ignore")
 
 
 def _write(tmp_path, gt_lines, pred_lines):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 from ava_detect.config import Config, load_config
 
@@ -16,9 +16,35 @@ def add_config_arguments(parser: argparse.ArgumentParser, required: bool = False
                         help="override config values, e.g. train.epochs=3 model.roi_aligned=false")
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    """Load the config named by :func:`add_config_arguments`' arguments."""
-    return load_config(args.config, args.overrides)
+def config_from_args(args: argparse.Namespace, flags: Sequence[Tuple[str, Any]] = ()) -> Config:
+    """Load the config named by :func:`add_config_arguments`' arguments.
+
+    Args:
+        flags: ``(section.key, value)`` of the command's own flags; those whose value is not
+            None become overrides, after the trailing ``section.key=value`` ones (a flag wins),
+            so that the config's validation covers them too.
+    """
+    return load_config(args.config, [*args.overrides, *flag_overrides(flags)])
+
+
+def flag_overrides(flags: Sequence[Tuple[str, Any]]) -> list:
+    """``[("test.autocast", True), ("train.weights", None), ("test.output_dir", "out")]`` ->
+    ``['test.autocast=true', 'test.output_dir="out"']`` (strings quoted: YAML reads them back as written)."""
+    import json
+
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return json.dumps(value) if isinstance(value, str) else str(value)
+
+    return [f"{key}={text(value)}" for key, value in flags if value is not None]
+
+
+def progress_bar(total: Optional[int] = None, initial: int = 0, desc: str = "") -> Any:
+    """A tqdm progress bar on stderr (the factory the commands pass to the library)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, leave=False)
 
 
 def frame_size(text: str) -> Tuple[int, int]:

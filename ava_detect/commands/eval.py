@@ -1,7 +1,7 @@
 """Frame-mAP@0.5 of AVA-format detections, exactly as the official AVA evaluators compute it.
 
-Protocols: `activitynet` (default; the official challenge script: top 50 detections per
-keyframe, keyframes absent from the ground truth ignored) and `pyslowfast` (PySlowFast's
+Protocols (--protocol): `activitynet` (default; the official challenge script: top 50 detections
+per keyframe, keyframes absent from the ground truth ignored) and `pyslowfast` (PySlowFast's
 evaluation: every detection, detections on keyframes without ground truth are false positives).
 
 Prints the mAP, the official 60-class mAP when the label map has all 80 AVA classes, the mean AP
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from ava_detect.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gt", required=True, metavar="GT.csv",
@@ -24,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labelmap", metavar="MAP",
                         help="label map (.pbtxt, either dialect); default: the official 60-class list")
     parser.add_argument("--exclusions", metavar="EX.csv", help="excluded timestamps: video_id,timestamp")
-    parser.add_argument("--protocol", default="activitynet", choices=["activitynet", "pyslowfast"],
-                        help="evaluation rules to reproduce (default: activitynet)")
+    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=list(PROTOCOLS),
+                        help=f"evaluation rules to reproduce (default: {DEFAULT_PROTOCOL})")
     parser.add_argument("--json", metavar="OUT.json", help="also write the result as JSON")
     parser.add_argument("--plots", metavar="DIR", help="also write per_class_ap.png and precision_recall.png here")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ava_detect.commands.common import frame_size
+from ava_detect.commands.common import frame_size, progress_bar
 
 #: The recipe quickstart trains, relative to the project's configs/ folder.
 RECIPE = "synthetic/slowfast_tiny.yaml"
@@ -72,10 +72,12 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ava_detect import cli
+    from ava_detect.commands.test import print_test_result
     from ava_detect.config import load_config, save_config
     from ava_detect.data.constants import FPS
     from ava_detect.synthetic import make_synthetic_dataset
     from ava_detect.engine.checkpointing import BEST, LAST, load_training_checkpoint
+    from ava_detect.engine.testing import run_test
     from ava_detect.engine.trainer import train
 
     start = time.perf_counter()
@@ -100,16 +102,14 @@ def run(args: argparse.Namespace) -> int:
     if finished:
         print("      already trained, reused")
     else:
-        result = train(cfg, resume=last.is_file())
+        result = train(cfg, resume=last.is_file(), progress=progress_bar)
         print(f"      {result.iterations} iterations in {result.seconds / 60:.1f} min, val mAP {result.last_map:.4f}")
     weights = train_dir / "checkpoints" / (BEST if (train_dir / "checkpoints" / BEST).is_file() else LAST)
 
     print(f"[3/4] testing {weights} -> {work / 'test'}")
     resolved = work / "quickstart_config.yaml"
     save_config(cfg, resolved)
-    code = cli.main(["test", "--config", str(resolved), "--weights", str(weights), "--no-progress"])
-    if code:
-        return code
+    print_test_result(run_test(cfg, str(weights)))
 
     if not args.no_annotate:
         from ava_detect.data.ava_files import read_ground_truth

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from ava_detect.commands.common import add_config_arguments, config_from_args
+from ava_detect.commands.common import add_config_arguments, config_from_args, progress_bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,45 +26,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ava_detect.config import save_config
     from ava_detect.engine import distributed as du
-    from ava_detect.engine.inference import evaluate_split
-    from ava_detect.evaluation.report import format_report, write_json, write_plots
-    from ava_detect.io import atomic_open
-    from ava_detect.model import build_model, load_weights
+    from ava_detect.engine.testing import run_test
 
-    cfg = config_from_args(args)
-    if args.output_dir:
-        cfg.test.output_dir = args.output_dir
-    if args.bf16:
-        cfg.test.autocast = True
-    out = Path(cfg.test.output_dir)
+    cfg = config_from_args(args, [("test.output_dir", args.output_dir), ("test.autocast", True if args.bf16 else None)])
     try:
-        device = du.init_from_env()
-        main = du.is_main_process()
-        model = build_model(cfg)
-        report = load_weights(model, args.weights)
-        if main:
-            print(report.summary())
-        model.to(device).eval()
-        evaluation = evaluate_split(cfg, model, "val", device=device, progress=not args.no_progress)
-        evaluator, result = evaluation["evaluator"], evaluation["result"]
-        evaluator.write_detections(out / "detections.csv")  # gathers on every process; rank 0 writes
+        tested = run_test(cfg, args.weights, progress=None if args.no_progress else progress_bar)
     finally:
         du.cleanup()
-    if not main:
-        return 0
-    save_config(cfg, out / "config.yaml")
-    text = format_report(result)
-    with atomic_open(out / "report.txt", "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    write_json(out / "report.json", result)
-    plots = write_plots(out / "plots", result)
-    print(text)
-    print(f"{evaluation['keyframes']} keyframes, {evaluation['boxes']} boxes in {evaluation['seconds']:.1f} s "
-          f"(this process)")
-    print(f"wrote {out / 'detections.csv'}, {out / 'report.txt'}, {out / 'report.json'}, "
-          + ", ".join(str(p) for p in plots))
+    if tested.main:
+        print_test_result(tested)
     return 0
+
+
+def print_test_result(tested) -> None:
+    """What ``ava-detect test`` prints of a :class:`~ava_detect.engine.testing.TestResult`."""
+    print(tested.weights_summary)
+    print(tested.report)
+    print(f"{tested.keyframes} keyframes, {tested.boxes} boxes in {tested.seconds:.1f} s (this process)")
+    print("wrote " + ", ".join(str(p) for p in tested.paths))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from ava_detect.commands.common import add_config_arguments, config_from_args
+from ava_detect.commands.common import add_config_arguments, config_from_args, progress_bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,13 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from ava_detect.engine import distributed as du
     from ava_detect.engine.trainer import train
 
-    cfg = config_from_args(args)
-    if args.weights:
-        cfg.train.weights = args.weights
-    if args.output_dir:
-        cfg.train.output_dir = args.output_dir
+    cfg = config_from_args(args, [("train.weights", args.weights), ("train.output_dir", args.output_dir)])
     try:
-        result = train(cfg, resume=args.resume)
+        result = train(cfg, resume=args.resume, progress=progress_bar)
         main = du.is_main_process()
     finally:
         du.cleanup()

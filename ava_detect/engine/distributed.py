@@ -67,26 +67,6 @@ def all_gather_object(obj: Any) -> List[Any]:
     return out
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """``obj`` of process ``src``, on every process."""
-    if not is_initialized() or get_world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def all_reduce_mean(value: float) -> float:
-    """Mean of a scalar over processes (for logging)."""
-    if not is_initialized() or get_world_size() == 1:
-        return float(value)
-    t = torch.tensor([float(value)], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t)
-    return float(t.item()) / get_world_size()
-
-
 def cleanup() -> None:
     if is_initialized():
         dist.destroy_process_group()

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ava_detect.engine import distributed as du
+from ava_detect.engine.hooks import ProgressFactory
 from ava_detect.engine.sample_order import ShardedInferenceSampler, worker_context
 from ava_detect.evaluation.evaluator import AVAEvaluator
 
@@ -32,7 +33,7 @@ def predict_into(
     num_workers: int,
     device: torch.device,
     bf16: bool = False,
-    progress: bool = True,
+    progress: Optional[ProgressFactory] = None,
 ) -> Dict[str, float]:
     """Run ``model`` on this process's share of ``dataset`` and add the results to ``evaluator``.
 
@@ -41,12 +42,12 @@ def predict_into(
         dataset: a keyframe dataset whose items :func:`~ava_detect.data.dataset.collate` batches.
         class_ids: the action id of each output column of the model.
         bf16: bfloat16 autocast (CPU or GPU).
+        progress: ``make_bar(total=, initial=, desc=)`` for a progress bar on the main process
+            (the CLI passes tqdm's); None or False: none.
 
     Returns:
         ``{"keyframes", "boxes", "seconds"}`` for this process.
     """
-    from tqdm.auto import tqdm
-
     from ava_detect.data.dataset import collate
 
     sampler = ShardedInferenceSampler(len(dataset), num_replicas=du.get_world_size(), rank=du.get_rank())
@@ -57,18 +58,22 @@ def predict_into(
     model.eval()
     start, n_keys, n_boxes = time.perf_counter(), 0, 0
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    bar = progress(total=len(loader), initial=0, desc="inference") if progress and du.is_main_process() else None
     try:
         with torch.inference_mode(), autocast:
-            for batch in tqdm(loader, desc="inference", disable=not (progress and du.is_main_process()),
-                              dynamic_ncols=True, leave=False):
+            for batch in loader:
                 inputs = [x.to(device, non_blocking=True) for x in batch["inputs"]]
                 rois = batch["rois"].to(device, non_blocking=True)
                 probs = model(inputs, rois).float().cpu()
                 evaluator.add(batch["video_ids"], batch["seconds"], batch["boxes"], probs, class_ids)
                 n_keys += len(batch["keys"])
                 n_boxes += int(rois.shape[0])
+                if bar is not None:
+                    bar.update(1)
     finally:
         model.train(was_training)
+        if bar is not None:
+            bar.close()
     return {"keyframes": n_keys, "boxes": n_boxes, "seconds": time.perf_counter() - start}
 
 
@@ -89,8 +94,8 @@ def build_evaluator(cfg: Any, split: str = "val") -> AVAEvaluator:
 
 
 def evaluate_split(
-    cfg: Any, model: nn.Module, split: str = "val", *, device: Optional[torch.device] = None, progress: bool = True,
-    dataset: Optional[Dataset] = None,
+    cfg: Any, model: nn.Module, split: str = "val", *, device: Optional[torch.device] = None,
+    progress: Optional[ProgressFactory] = None, dataset: Optional[Dataset] = None,
 ) -> Dict[str, Any]:
     """Frame-mAP of ``model`` on ``split`` with the configured protocol (used for validation
     during training). Returns ``{"mAP": float, "result": FrameMAPResult, ...}`` on every process."""

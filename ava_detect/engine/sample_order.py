@@ -9,7 +9,7 @@ middle of an epoch sees exactly the samples and augmentations it would have seen
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence, Tuple
+from typing import Iterator, Tuple
 
 import numpy as np
 import torch
@@ -85,11 +85,6 @@ class SeededDataset(Dataset):
         np.random.seed(seed % (2**32))
         random.seed(seed)
         return self.dataset[index]
-
-
-def shard_sizes(length: int, num_replicas: int) -> Sequence[int]:
-    """Samples per process under :class:`ShardedInferenceSampler`."""
-    return [len(range(r, length, num_replicas)) for r in range(num_replicas)]
 
 
 def worker_context(num_workers: int):

@@ -1,7 +1,8 @@
-"""The training loop: one process or many (torchrun + DDP), resumable, validated with frame-mAP.
+"""Training: one process or many (torchrun + DDP), resumable, validated with frame-mAP.
 
 :func:`train` reads the config once, builds the model, data, optimiser and schedule, and runs
-:func:`train_loop`-style epochs:
+:func:`~ava_detect.engine.train_loop.train_loop` with one optimisation step per batch
+(:class:`SupervisedStep`) and the hooks of :mod:`ava_detect.engine.hooks`:
 
 * loss: binary cross-entropy over all boxes x classes (mean), from the head's logits;
 * optional frozen backbone (head only) and frozen batch norm (statistics and affine parameters);
@@ -19,13 +20,11 @@ then end identical to an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -36,15 +35,23 @@ from torch.utils.data import DataLoader
 from ava_detect.config import Config, config_to_dict, save_config
 from ava_detect.engine import distributed as du
 from ava_detect.engine.checkpointing import (
-    BEST,
     LAST,
     capture_rng,
     load_training_checkpoint,
     restore_rng,
     save_training_checkpoint,
 )
+from ava_detect.engine.hooks import (
+    CheckpointHook,
+    EvalHook,
+    MetricsHook,
+    ProgressFactory,
+    ProgressHook,
+    StopOnNonFiniteLoss,
+)
 from ava_detect.engine.optim import LRSchedule, build_optimizer, scaled_lr, set_lr
 from ava_detect.engine.sample_order import SeededDataset, SeededTrainSampler, worker_context
+from ava_detect.engine.train_loop import Hook, TrainState, train_loop
 from ava_detect.errors import AvaDetectError
 
 logger = logging.getLogger(__name__)
@@ -61,37 +68,6 @@ class TrainResult:
     last_map: float = float("nan")
     history: List[Dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-class MetricsWriter:
-    """Appends one JSON object per line to ``metrics.jsonl``; mirrors scalars to TensorBoard if installed."""
-
-    def __init__(self, output_dir: Path, enabled: bool):
-        self.enabled = enabled
-        self.path = output_dir / "metrics.jsonl"
-        self._tb = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
-
-                self._tb = SummaryWriter(log_dir=str(output_dir / "tensorboard"))
-            except ImportError:
-                self._tb = None
-
-    def write(self, record: Dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        if self._tb is not None:
-            step = record.get("iteration", 0)
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k not in ("iteration", "epoch"):
-                    self._tb.add_scalar(k, v, step)
-
-    def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
 
 
 def freeze_batch_norm(model: nn.Module) -> None:
@@ -118,17 +94,115 @@ def _move(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
     return out
 
 
-def _progress(total: int, initial: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
+class SupervisedStep:
+    """One step of supervised training: seeded forward pass, BCE loss, (scaled) backward pass,
+    optional gradient clipping, optimiser step (see :class:`~ava_detect.engine.train_loop.TrainStep`)."""
 
-    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True, leave=False)
+    def __init__(self, *, model: nn.Module, ddp_model: nn.Module, optimizer: torch.optim.Optimizer,
+                 scaler: "torch.amp.GradScaler", schedule: LRSchedule, sampler: SeededTrainSampler, loader: DataLoader,
+                 device: torch.device, rank: int, seed: int, batch_size: int, freeze_bn: bool, clip_grad_norm: float,
+                 use_amp: bool):
+        self.model, self.ddp_model, self.optimizer, self.scaler = model, ddp_model, optimizer, scaler
+        self.schedule, self.sampler, self.loader, self.device = schedule, sampler, loader, device
+        self.rank, self.seed, self.batch_size = rank, seed, batch_size
+        self.freeze_bn, self.clip_grad_norm, self.use_amp = freeze_bn, clip_grad_norm, use_amp
+
+    def epoch_batches(self, state: TrainState):
+        in_epoch = state.iteration - state.epoch * state.iters_per_epoch
+        self.sampler.set_epoch(state.epoch, start=in_epoch * self.batch_size)
+        self.ddp_model.train()
+        if self.freeze_bn:
+            freeze_batch_norm(self.model)
+        return self.loader
+
+    def forward(self, state: TrainState, batch: Dict[str, Any]) -> torch.Tensor:
+        # dropout & co. draw from a generator that depends only on (seed, iteration, rank), so a
+        # resumed run continues exactly, whatever the data loader consumed in between
+        torch.manual_seed(int(np.random.SeedSequence([self.seed, state.iteration, self.rank]).generate_state(1)[0]))
+        ipe = state.iters_per_epoch
+        state.lr = self.schedule(state.epoch + (state.iteration - state.epoch * ipe) / ipe)
+        set_lr(self.optimizer, state.lr)
+        batch = _move(batch, self.device)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            logits = self.ddp_model(batch["inputs"], batch["rois"])
+        state.boxes = int(batch["rois"].shape[0])
+        return bce_loss(logits, batch["labels"])
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.clip_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
+def _build_model(cfg: Config, *, resume: bool, main: bool, device: torch.device) -> nn.Module:
+    """The model with its initial weights (``train.weights`` unless resuming), frozen parts, on ``device``."""
+    from ava_detect.model import build_model
+    from ava_detect.model.weights import load_weights
+
+    tc = cfg.train
+    torch.manual_seed(tc.seed)  # identical initial weights on every process
+    model = build_model(cfg)
+    if tc.weights and not resume:
+        report = load_weights(model, tc.weights)
+        if main:
+            logger.info("%s", report.summary())
+    if tc.freeze_backbone:
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+    if tc.freeze_bn:
+        freeze_batch_norm(model)
+    return model.to(device)
+
+
+def _build_loader(cfg: Config, *, rank: int, world: int, device: torch.device
+                  ) -> Tuple[int, SeededTrainSampler, DataLoader, int]:
+    """``(keyframes, sampler, loader, iterations per epoch)`` of the training split."""
+    from ava_detect.data.dataset import build_dataset, collate
+
+    tc = cfg.train
+    train_set = build_dataset(cfg, "train")
+    if len(train_set) == 0:
+        raise AvaDetectError("the training split has no keyframes with boxes", cfg.data.train_gt or None)
+    iters_per_epoch = len(train_set) // (tc.batch_size * world)
+    if iters_per_epoch == 0:
+        raise AvaDetectError(
+            f"train.batch_size={tc.batch_size} x {world} process(es) is larger than the training split "
+            f"({len(train_set)} keyframes)"
+        )
+    sampler = SeededTrainSampler(len(train_set), num_replicas=world, rank=rank, seed=tc.seed, drop_last=True)
+    loader = DataLoader(
+        SeededDataset(train_set), batch_size=tc.batch_size, sampler=sampler, drop_last=True,
+        num_workers=cfg.data.num_workers, collate_fn=collate, pin_memory=device.type == "cuda",
+        persistent_workers=cfg.data.num_workers > 0, multiprocessing_context=worker_context(cfg.data.num_workers),
+    )
+    return len(train_set), sampler, loader, iters_per_epoch
+
+
+def _resume(path: Path, state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: "torch.amp.GradScaler", main: bool) -> None:
+    """Restore weights, optimiser, scaler, loop state and random state from the checkpoint ``path``."""
+    saved = load_training_checkpoint(path, map_location="cpu")
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if saved.get("scaler"):
+        scaler.load_state_dict(saved["scaler"])
+    state.epoch, state.iteration = int(saved["epoch"]), int(saved["iteration"])
+    state.best_map = float(saved.get("best_map", float("nan")))
+    state.history = list(saved.get("history", []))
+    restore_rng(saved["rng"])
+    if main:
+        logger.info("resumed from %s at epoch %d, iteration %d", path, state.epoch, state.iteration)
 
 
 def train(
     cfg: Config,
     *,
     resume: bool = False,
-    progress: bool = True,
+    progress: Optional[ProgressFactory] = None,
     evaluate_fn: Optional[Callable[[nn.Module, int], Dict[str, Any]]] = None,
     stop_after_iterations: Optional[int] = None,
 ) -> TrainResult:
@@ -137,16 +211,14 @@ def train(
     Args:
         cfg: the whole config (read here once).
         resume: continue from ``<output_dir>/checkpoints/last.pth``.
-        progress: show a progress bar on the main process.
+        progress: ``make_bar(total=, initial=, desc=)`` for progress bars on the main process
+            (the CLI passes tqdm's); None or False: none.
         evaluate_fn: ``(model, epoch) -> {"mAP": float, ...}``; defaults to frame-mAP on the
             validation split with the configured protocol.
         stop_after_iterations: stop (without a final checkpoint) after this many iterations in
             total; for tests that interrupt and resume a run.
     """
-    from ava_detect.data.dataset import build_dataset, collate
     from ava_detect.engine.inference import evaluate_split
-    from ava_detect.model import build_model
-    from ava_detect.model.weights import load_weights
 
     t_start = time.perf_counter()
     device = du.init_from_env()
@@ -160,142 +232,48 @@ def train(
         save_config(cfg, out / "config.yaml")
     du.barrier()
 
-    torch.manual_seed(tc.seed)  # identical initial weights on every process
-    model = build_model(cfg)
-    if tc.weights and not resume:
-        report = load_weights(model, tc.weights)
-        if main:
-            logger.info("%s", report.summary())
-    if tc.freeze_backbone:
-        for p in model.backbone.parameters():
-            p.requires_grad_(False)
-    if tc.freeze_bn:
-        freeze_batch_norm(model)
-    model.to(device)
-
-    train_set = build_dataset(cfg, "train")
-    if len(train_set) == 0:
-        raise AvaDetectError("the training split has no keyframes with boxes", cfg.data.train_gt or None)
-    global_batch = tc.batch_size * world
-    iters_per_epoch = len(train_set) // global_batch
-    if iters_per_epoch == 0:
-        raise AvaDetectError(
-            f"train.batch_size={tc.batch_size} x {world} process(es) is larger than the training split "
-            f"({len(train_set)} keyframes)"
-        )
-    sampler = SeededTrainSampler(len(train_set), num_replicas=world, rank=rank, seed=tc.seed, drop_last=True)
-    loader = DataLoader(
-        SeededDataset(train_set), batch_size=tc.batch_size, sampler=sampler, drop_last=True,
-        num_workers=cfg.data.num_workers, collate_fn=collate, pin_memory=device.type == "cuda",
-        persistent_workers=cfg.data.num_workers > 0, multiprocessing_context=worker_context(cfg.data.num_workers),
-    )
-
-    lr = scaled_lr(tc.base_lr, global_batch, tc.reference_batch_size)
+    model = _build_model(cfg, resume=resume, main=main, device=device)
+    n_train, sampler, loader, iters_per_epoch = _build_loader(cfg, rank=rank, world=world, device=device)
+    lr = scaled_lr(tc.base_lr, tc.batch_size * world, tc.reference_batch_size)
     schedule = LRSchedule(lr=lr, epochs=tc.epochs, policy=tc.lr_policy, steps=tuple(tc.lr_steps), decay=tc.lr_decay,
                           warmup_epochs=tc.warmup_epochs, warmup_start_lr=tc.warmup_start_lr)
     if main:
         logger.info("training %d keyframes, %d process(es) x batch %d, %d iterations/epoch, lr %.4g (base %.4g for %d)",
-                    len(train_set), world, tc.batch_size, iters_per_epoch, lr, tc.base_lr, tc.reference_batch_size)
+                    n_train, world, tc.batch_size, iters_per_epoch, lr, tc.base_lr, tc.reference_batch_size)
     optimizer = build_optimizer(model, lr=lr, momentum=tc.momentum, nesterov=tc.nesterov, weight_decay=tc.weight_decay)
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    start_epoch, iteration, best_map, history = 0, 0, float("nan"), []
+    state = TrainState(epoch=0, iteration=0, max_epochs=tc.epochs, iters_per_epoch=iters_per_epoch)
     if resume:
-        state = load_training_checkpoint(ckpt_dir / LAST, map_location="cpu")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, iteration = int(state["epoch"]), int(state["iteration"])
-        best_map = float(state.get("best_map", float("nan")))
-        history = list(state.get("history", []))
-        restore_rng(state["rng"])
-        if main:
-            logger.info("resumed from %s at epoch %d, iteration %d", ckpt_dir / LAST, start_epoch, iteration)
-
+        _resume(ckpt_dir / LAST, state, model, optimizer, scaler, main)
     ddp_model: nn.Module = model
     if world > 1:
         ddp_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    step = SupervisedStep(model=model, ddp_model=ddp_model, optimizer=optimizer, scaler=scaler, schedule=schedule,
+                          sampler=sampler, loader=loader, device=device, rank=rank, seed=tc.seed,
+                          batch_size=tc.batch_size, freeze_bn=tc.freeze_bn, clip_grad_norm=tc.clip_grad_norm,
+                          use_amp=use_amp)
 
-    metrics = MetricsWriter(out, enabled=main)
-    evaluate = evaluate_fn or (lambda m, epoch: evaluate_split(cfg, m, "val", device=device, progress=progress))
-
-    def checkpoint(epoch: int, name: str = LAST) -> None:
+    def save(s: TrainState, name: str) -> None:
         if not main:
             return
-        state = {
+        save_training_checkpoint(ckpt_dir / name, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": {"lr": schedule.lr, "policy": schedule.policy, "epochs": schedule.epochs},
-            "scaler": scaler.state_dict() if use_amp else {}, "epoch": epoch, "iteration": iteration,
-            "rng": capture_rng(), "config": config_to_dict(cfg), "best_map": best_map, "history": history,
-        }
-        save_training_checkpoint(ckpt_dir / name, state)
+            "scaler": scaler.state_dict() if use_amp else {}, "epoch": s.epoch, "iteration": s.iteration,
+            "rng": capture_rng(), "config": config_to_dict(cfg), "best_map": s.best_map, "history": s.history,
+        })
 
-    last_map = float("nan")
-    bar = _progress(tc.epochs * iters_per_epoch, iteration, main and progress, "train")
-    try:
-        for epoch in range(start_epoch, tc.epochs):
-            in_epoch = iteration - epoch * iters_per_epoch
-            sampler.set_epoch(epoch, start=in_epoch * tc.batch_size)
-            ddp_model.train()
-            if tc.freeze_bn:
-                freeze_batch_norm(model)
-            for batch in loader:
-                if stop_after_iterations is not None and iteration >= stop_after_iterations:
-                    return TrainResult(out, epoch, iteration, best_map, last_map, history, time.perf_counter() - t_start)
-                # dropout & co. draw from a generator that depends only on (seed, iteration, rank), so a
-                # resumed run continues exactly, whatever the data loader consumed in between
-                torch.manual_seed(int(np.random.SeedSequence([tc.seed, iteration, rank]).generate_state(1)[0]))
-                lr_now = schedule(epoch + (iteration - epoch * iters_per_epoch) / iters_per_epoch)
-                set_lr(optimizer, lr_now)
-                batch = _move(batch, device)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    logits = ddp_model(batch["inputs"], batch["rois"])
-                loss = bce_loss(logits, batch["labels"])
-                if not torch.isfinite(loss):
-                    raise AvaDetectError(
-                        f"training loss is {loss.item()} at iteration {iteration + 1} (epoch {epoch + 1}); "
-                        f"lower train.base_lr or enable train.clip_grad_norm"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if tc.clip_grad_norm > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                iteration += 1
-                bar.update(1)
-                loss_value = loss.item()
-                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.4f}", lr=f"{lr_now:.3g}")
-                if iteration % 10 == 0 or iteration == 1:
-                    metrics.write({"epoch": epoch + 1, "iteration": iteration, "loss": loss_value, "lr": lr_now,
-                                   "boxes": int(batch["rois"].shape[0]), "time": time.perf_counter() - t_start})
-                if tc.checkpoint_iters > 0 and iteration % tc.checkpoint_iters == 0:
-                    checkpoint(epoch)
-            done = epoch + 1
-            record: Dict[str, Any] = {"epoch": done, "iteration": iteration}
-            if (tc.eval_period > 0 and done % tc.eval_period == 0) or done == tc.epochs:
-                bar.clear()
-                result = evaluate(model, done)
-                last_map = float(result["mAP"])
-                record.update({k: v for k, v in result.items() if isinstance(v, (int, float))})
-                if main:
-                    logger.info("epoch %d: val mAP %.4f", done, last_map)
-            if main:
-                history.append(record)
-            if not math.isnan(last_map) and not (last_map <= best_map) and "mAP" in record:
-                best_map = last_map  # first or better (NaN-safe)
-                checkpoint(done, BEST)
-            if main:
-                metrics.write(record)
-            if done % max(tc.checkpoint_period, 1) == 0 or done == tc.epochs:
-                checkpoint(done)
-                if tc.checkpoint_period > 0 and done % tc.checkpoint_period == 0:
-                    checkpoint(done, f"epoch_{done:04d}.pth")
-            du.barrier()
-    finally:
-        bar.close()
-        metrics.close()
-    return TrainResult(out, tc.epochs, iteration, best_map, last_map, history, time.perf_counter() - t_start)
+    if evaluate_fn is not None:
+        evaluate = lambda epoch: evaluate_fn(model, epoch)  # noqa: E731
+    else:
+        evaluate = lambda epoch: evaluate_split(cfg, model, "val", device=device, progress=progress)  # noqa: E731
+    hooks: List[Hook] = [StopOnNonFiniteLoss()]
+    if main and progress:
+        hooks.append(ProgressHook(progress))
+    hooks += [EvalHook(evaluate, tc.eval_period, log=main), MetricsHook(out, main, t_start),
+              CheckpointHook(save, every_iters=tc.checkpoint_iters, period=tc.checkpoint_period, barrier=du.barrier)]
+    finished = train_loop(state, step, hooks, stop_after_iterations)
+    return TrainResult(out, tc.epochs if finished else state.epoch, state.iteration, state.best_map, state.last_map,
+                       state.history, time.perf_counter() - t_start)

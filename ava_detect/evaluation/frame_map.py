@@ -1,19 +1,14 @@
 """Frame-mAP@0.5 exactly as the official AVA evaluators compute it, vectorised.
 
-Two protocols (DESIGN.md section 5), each reproducing its reference to the last digit:
-
-``activitynet`` (default): the official challenge script (``get_ava_performance.py``).
-    Per image key it keeps the 50 highest-scoring detections the way the script's reader does
-    (a min-heap of ``(score, action_id, y1, x1, y2, x2)`` tuples, replaced only by a strictly
-    higher score), hands them over sorted by score (a stable sort of the heap's array), and
-    ignores detections on keys absent from the ground-truth file (a key with ground-truth rows
-    only for actions outside the label map counts as present: its detections are false positives).
-``pyslowfast``: PySlowFast's ``ava_eval_helper``: every detection, in file order; detections on
-    keys without ground truth are false positives.
+The rules in which the official evaluators differ (the per-key cap, the order of the rows of a
+key, detections on keys without ground truth) are a :class:`~ava_detect.evaluation.protocols.Protocol`
+(``activitynet``, the default: the official challenge script; ``pyslowfast``: PySlowFast's
+``ava_eval_helper``), each reproducing its reference to the last digit; :func:`frame_map` applies
+whichever rules it is given and has no branch per protocol.
 
 Shared rules: ground-truth rows and detections whose action is not in the label map are
 dropped; excluded keys are dropped from both; detection boxes with x2 <= x1 or y2 <= y1 are
-dropped (after the top-50 cut, as the reference does). Per key and class, each detection in
+dropped (after the per-key cut, as the reference does). Per key and class, each detection in
 turn takes the ground-truth box of highest IoU (the first one on ties, no +1 on widths); it is
 a true positive when that IoU >= 0.5 and the box is still free. Per class, detections are
 ranked with ``np.argsort(scores)[::-1]`` over the concatenation of the per-key lists in
@@ -23,7 +18,7 @@ without ground truth is NaN and left out of the mean.
 
 Everything is array arithmetic over all rows at once; the only Python loops are over classes
 and over the rare keys whose heap order cannot be derived from a sort (score ties at the
-top-50 cut, or equal scores for one class at one key, or equal IoUs with two ground-truth boxes).
+per-key cut, or equal scores for one class at one key, or equal IoUs with two ground-truth boxes).
 """
 
 from __future__ import annotations
@@ -40,17 +35,13 @@ import numpy as np
 import pandas as pd
 
 from ava_detect.data.ava_files import LabelMap
-from ava_detect.errors import AvaDetectError
+from ava_detect.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol
 from ava_detect.structures import parse_image_key
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: The evaluation protocols; the first is the default.
-PROTOCOLS = ("activitynet", "pyslowfast")
-#: Detections kept per image key by the official script's reader.
-MAX_DETECTIONS_PER_KEY = 50
 #: A detection matches a ground-truth box at IoU >= this.
 IOU_THRESHOLD = 0.5
 
@@ -100,7 +91,7 @@ class FrameMAPResult:
         num_gt: class id -> number of ground-truth rows (boxes with that action).
         num_detections: class id -> number of detections that took part (after the top-50 cut,
             exclusions and dropped boxes).
-        protocol: ``"activitynet"`` or ``"pyslowfast"``.
+        protocol: the name of the protocol (:data:`~ava_detect.evaluation.protocols.PROTOCOLS`).
         labelmap: the label map the classes come from.
         precision, recall: class id -> ``float64[T]`` precision and recall at each true
             positive, in score order (the corners of the precision-recall curve); empty
@@ -211,18 +202,20 @@ def _descending_bits(scores: np.ndarray) -> np.ndarray:
     return u
 
 
-def _activitynet_selection(det: BoxRows, rows: np.ndarray, ranks_all: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _score_selection(det: BoxRows, rows: np.ndarray, ranks_all: np.ndarray, capacity: Optional[int]
+                     ) -> Tuple[np.ndarray, np.ndarray]:
     """The detections the official reader keeps, in the order it hands them over.
 
     Args:
         det: all detections, file order.
         rows: ``int64[M]`` indices (ascending) of the rows to consider.
         ranks_all: ``int64[M]`` rank of each such row's key in first-appearance order.
+        capacity: the reader's heap size (detections kept per key), None for no cut.
 
     Returns:
         ``(rows, ranks)``: indices into ``det`` and their key ranks; keys in first-appearance
-        order, per key the (at most 50) kept detections by descending score, ties in the
-        reader's order where it matters.
+        order, per key the (at most ``capacity``) kept detections by descending score, ties in
+        the reader's order where it matters.
     """
     if len(rows) == 0:
         return rows, ranks_all
@@ -246,14 +239,16 @@ def _activitynet_selection(det: BoxRows, rows: np.ndarray, ranks_all: np.ndarray
         order = np.lexsort((-scores_all, ranks_all))
         s = scores_all[order]
     ranks = ranks_all[order]
-    starts, counts = _group_bounds(ranks)
-    position = np.arange(len(rows), dtype=np.int64) - np.repeat(starts, counts)
-    kept = position < MAX_DETECTIONS_PER_KEY
-
-    # Keys where the sort and the heap may disagree: a score tie at the cut ...
-    over = counts > MAX_DETECTIONS_PER_KEY
-    cut = starts[over] + MAX_DETECTIONS_PER_KEY
-    suspect.update(ranks[cut][s[cut - 1] == s[cut]].tolist())
+    if capacity is None:
+        kept = np.ones(len(rows), dtype=bool)
+    else:
+        starts, counts = _group_bounds(ranks)
+        position = np.arange(len(rows), dtype=np.int64) - np.repeat(starts, counts)
+        kept = position < capacity
+        # Keys where the sort and the heap may disagree: a score tie at the cut ...
+        over = counts > capacity
+        cut = starts[over] + capacity
+        suspect.update(ranks[cut][s[cut - 1] == s[cut]].tolist())
     # ... or two kept detections of one class with one score (their order is the heap's).
     k_ranks, k_scores = ranks[kept], s[kept]
     k_rows = rows[order[kept]]
@@ -264,7 +259,13 @@ def _activitynet_selection(det: BoxRows, rows: np.ndarray, ranks_all: np.ndarray
         suspect.update(frame["k"].to_numpy()[frame.duplicated(keep=False).to_numpy()].tolist())
     if not suspect:
         return k_rows, k_ranks
+    return _replay_heap(det, rows, ranks_all, k_rows, k_ranks, suspect, capacity)
 
+
+def _replay_heap(det: BoxRows, rows: np.ndarray, ranks_all: np.ndarray, k_rows: np.ndarray, k_ranks: np.ndarray,
+                 suspect: Set[int], capacity: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`_score_selection`'s result with the keys ``suspect`` (key ranks) replaced by the
+    reference heap's exact choice and order (:func:`_heap_order`)."""
     exact = np.fromiter(suspect, dtype=np.int64, count=len(suspect))
     in_exact = np.isin(k_ranks, exact)
     pieces = [k_rows[~in_exact]]
@@ -275,10 +276,10 @@ def _activitynet_selection(det: BoxRows, rows: np.ndarray, ranks_all: np.ndarray
     exact_rows, exact_ranks = exact_rows[by_key], exact_ranks[by_key]
     r_starts, r_counts = _group_bounds(exact_ranks)
     for st, c in zip(r_starts.tolist(), r_counts.tolist()):
-        chosen = _heap_order(det, exact_rows[st:st + c], MAX_DETECTIONS_PER_KEY)
+        chosen = _heap_order(det, exact_rows[st:st + c], capacity or 0)
         pieces.append(chosen)
         piece_ranks.append(np.full(len(chosen), exact_ranks[st], dtype=np.int64))
-    logger.debug("top-%d cut replayed with the reference heap for %d keys", MAX_DETECTIONS_PER_KEY, len(r_starts))
+    logger.debug("top-%s cut replayed with the reference heap for %d keys", capacity or "all", len(r_starts))
     selected = np.concatenate(pieces)
     selected_ranks = np.concatenate(piece_ranks)
     # each piece is in per-key order; a stable sort by key keeps it
@@ -393,10 +394,37 @@ def average_precision(scores: np.ndarray, tp: np.ndarray, num_gt: int) -> Tuple[
 # --------------------------------------------------------------------------------------
 
 
-def check_protocol(protocol: str) -> None:
-    """Raise :class:`AvaDetectError` unless ``protocol`` is one of :data:`PROTOCOLS`."""
-    if protocol not in PROTOCOLS:
-        raise AvaDetectError(f"unknown evaluation protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+def check_protocol(protocol: Union[str, Protocol]) -> None:
+    """Raise :class:`AvaDetectError` unless ``protocol`` is a :class:`Protocol` or a name in :data:`PROTOCOLS`."""
+    get_protocol(protocol)
+
+
+class _Classes:
+    """The label map's class ids and a vectorised ``action id -> column`` lookup.
+
+    Attributes:
+        ids: ``int64[C]`` class ids in label-map order; ``order``: ``argsort(ids)`` (stable);
+            ``sorted_ids``: ``ids[order]``.
+    """
+
+    def __init__(self, labelmap: LabelMap):
+        self.ids = np.asarray(labelmap.ids, dtype=np.int64)
+        self.order = np.argsort(self.ids, kind="stable")
+        self.sorted_ids = self.ids[self.order]
+        self.n = len(self.ids)
+        self._lut = None
+        if self.n and self.sorted_ids[0] >= 0 and self.sorted_ids[-1] < 10_000_000:
+            self._lut = np.full(int(self.sorted_ids[-1]) + 1, -1, dtype=np.int64)
+            self._lut[self.ids] = np.arange(self.n)
+
+    def index(self, labels: np.ndarray) -> np.ndarray:
+        """``int64[N]`` action ids -> ``int64[N]`` column in ``ids``, -1 for actions outside the label map."""
+        if self._lut is not None:
+            lut = self._lut
+            inside = (labels >= 0) & (labels < len(lut))
+            return np.where(inside, lut[np.where(inside, labels, 0)], -1)
+        pos = np.minimum(np.searchsorted(self.sorted_ids, labels), self.n - 1)
+        return np.where(self.sorted_ids[pos] == labels, self.order[pos], -1).astype(np.int64)
 
 
 def frame_map(
@@ -404,7 +432,7 @@ def frame_map(
     gt: BoxRows,
     detections: BoxRows,
     labelmap: LabelMap,
-    protocol: str = "activitynet",
+    protocol: Union[str, Protocol] = DEFAULT_PROTOCOL,
     excluded_keys: Optional[np.ndarray] = None,
 ) -> FrameMAPResult:
     """Frame-mAP@0.5 of ``detections`` against ``gt``.
@@ -412,49 +440,51 @@ def frame_map(
     Args:
         gt: ground-truth rows in file order (one row per box and action), all of them: rows with
             actions outside ``labelmap`` are ignored here, but their keys still count as keys of
-            the ground-truth file (``activitynet`` ignores detections on other keys).
+            the ground-truth file (a protocol may ignore detections on other keys).
         detections: detection rows in file order (one row per box and action, with scores),
-            boxes with x2 <= x1 or y2 <= y1 included: they are dropped here, after the top-50
+            boxes with x2 <= x1 or y2 <= y1 included: they are dropped here, after the per-key
             cut, as the reference drops them.
         labelmap: the classes to evaluate; rows with other actions are ignored.
-        protocol: ``"activitynet"`` or ``"pyslowfast"`` (see the module docstring).
+        protocol: a :class:`~ava_detect.evaluation.protocols.Protocol` or its name in
+            :data:`~ava_detect.evaluation.protocols.PROTOCOLS` (see the module docstring).
         excluded_keys: ``int64[E]`` key codes (same coding as ``gt.keys``) to leave out.
 
     Returns:
         :class:`FrameMAPResult`.
     """
-    check_protocol(protocol)
-    class_ids = np.asarray(labelmap.ids, dtype=np.int64)
-    id_order = np.argsort(class_ids, kind="stable")
-    sorted_ids = class_ids[id_order]
-    n_classes = len(class_ids)
-
-    if n_classes and sorted_ids[0] >= 0 and sorted_ids[-1] < 10_000_000:
-        lut = np.full(int(sorted_ids[-1]) + 1, -1, dtype=np.int64)
-        lut[class_ids] = np.arange(n_classes)
-
-        def class_index(labels: np.ndarray) -> np.ndarray:
-            inside = (labels >= 0) & (labels < len(lut))
-            return np.where(inside, lut[np.where(inside, labels, 0)], -1)
-    else:
-        def class_index(labels: np.ndarray) -> np.ndarray:
-            pos = np.minimum(np.searchsorted(sorted_ids, labels), n_classes - 1)
-            return np.where(sorted_ids[pos] == labels, id_order[pos], -1).astype(np.int64)
-
+    rules = get_protocol(protocol)
+    classes = _Classes(labelmap)
     excluded = np.asarray(excluded_keys if excluded_keys is not None else [], dtype=np.int64)
-    gt_cls = class_index(gt.labels)
-    keep = gt_cls >= 0
-    # keys of the ground-truth file, whatever their actions: the official script ignores
-    # detections on any other key
+    # keys of the ground-truth file, whatever their actions (see Protocol.keys_without_gt)
     gt_keys_all = np.unique(gt.keys)
+    gt, gt_cls = _ground_truth_to_evaluate(gt, classes, excluded)
+    order, det_key, det_cls, key_values = _detections_to_evaluate(detections, classes, excluded, gt_keys_all, rules)
+    tp = _true_positives(detections, order, det_key, det_cls, gt, gt_cls, key_values, classes.n, rules)
+    return _summarise(detections.scores[order], tp, det_cls, gt_cls, classes, rules, labelmap)
+
+
+def _ground_truth_to_evaluate(gt: BoxRows, classes: _Classes, excluded: np.ndarray) -> Tuple[BoxRows, np.ndarray]:
+    """Ground-truth rows of the label map's classes outside excluded keys, and their class columns."""
+    gt_cls = classes.index(gt.labels)
+    keep = gt_cls >= 0
     if not keep.all():
         logger.info("%d ground-truth rows whose action is not in the label map are ignored", int((~keep).sum()))
     if len(excluded):
         keep &= ~np.isin(gt.keys, excluded)
-    gt = gt.take(np.flatnonzero(keep))
-    gt_cls = gt_cls[keep]
+    return gt.take(np.flatnonzero(keep)), gt_cls[keep]
 
-    det_cls_all = class_index(detections.labels)
+
+def _detections_to_evaluate(detections: BoxRows, classes: _Classes, excluded: np.ndarray, gt_keys_all: np.ndarray,
+                            rules: Protocol) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The detections that take part, in processing order.
+
+    Returns:
+        ``(order, det_key, det_cls, key_values)``: ``order`` ``int64[D]`` indices into
+        ``detections`` (keys in first-appearance order, then the protocol's order per key);
+        ``det_key`` ``int64[D]`` their key ranks, ``det_cls`` their class columns;
+        ``key_values`` ``int64[K]`` the key code of each rank.
+    """
+    det_cls_all = classes.index(detections.labels)
     known = det_cls_all >= 0
     rows = np.arange(len(detections), dtype=np.int64) if known.all() else np.flatnonzero(known)
     if len(rows) < len(detections):
@@ -474,18 +504,22 @@ def frame_map(
     key_ok = np.ones(len(key_values), dtype=bool)
     if len(excluded):
         key_ok &= ~np.isin(key_values, excluded)
-    if protocol == "activitynet":
+    ignore_other_keys = rules.keys_without_gt == "ignore"
+    if ignore_other_keys:
         key_ok &= np.isin(key_values, gt_keys_all)
     if not key_ok.all():
         row_ok = np.flatnonzero(key_ok[ranks])
         logger.info("%d detections on excluded keys%s are ignored", len(rows) - len(row_ok),
-                    " or keys absent from the ground truth" if protocol == "activitynet" else "")
+                    " or keys absent from the ground truth" if ignore_other_keys else "")
         rows, ranks = rows[row_ok], ranks[row_ok]
         del row_ok
 
-    # Processing order: keys in first-appearance order, then the reference's order per key.
-    if protocol == "activitynet":
-        order, det_key = _activitynet_selection(detections, rows, ranks)
+    # Processing order: keys in first-appearance order, then the protocol's order per key.
+    if rules.order == "score" or rules.max_per_key is not None:
+        order, det_key = _score_selection(detections, rows, ranks, rules.max_per_key)
+        if rules.order == "input":  # the kept rows, back in file order per key
+            back = np.lexsort((order, det_key))
+            order, det_key = order[back], det_key[back]
     else:
         by_key = np.argsort(ranks, kind="stable")
         order, det_key = rows[by_key], ranks[by_key]
@@ -496,27 +530,29 @@ def frame_map(
         logger.warning("ignored %d detections whose box has x2 <= x1 or y2 <= y1 (as the reference does)",
                        int((~valid).sum()))
         order, det_key = order[valid], det_key[valid]
-    del valid
-    det_cls = det_cls_all[order]
-    del det_cls_all
-    det_scores = detections.scores[order]
+    return order, det_key, det_cls_all[order], key_values
 
-    # Ground-truth keys in the same coding (keys without detections after them).
+
+def _true_positives(detections: BoxRows, order: np.ndarray, det_key: np.ndarray, det_cls: np.ndarray, gt: BoxRows,
+                    gt_cls: np.ndarray, key_values: np.ndarray, n_classes: int, rules: Protocol) -> np.ndarray:
+    """``bool[D]``: which detections (in processing order) are true positives."""
+    # Ground-truth keys in the detections' coding (keys without detections after them).
     gt_key = pd.Index(key_values).get_indexer(gt.keys).astype(np.int64) if len(key_values) else \
         np.full(len(gt), -1, dtype=np.int64)
     missing = gt_key < 0
     if missing.any():
         gt_key[missing] = len(key_values) + pd.factorize(gt.keys[missing])[0]
 
-    # Ground-truth boxes per (key, class), in the reference's order (file order; for the
+    # Ground-truth boxes per (key, class), in the protocol's order (file order; for the
     # official reader, a stable sort by descending 'score' of its heap's array, which matters
     # only for equal IoUs and is replayed for those keys below).
+    by_score = rules.order == "score"
     gt_rank = np.arange(len(gt), dtype=np.int64)
-    if protocol == "activitynet" and len(gt):
+    if by_score and len(gt):
         gt_rank = np.lexsort((gt_rank, -gt.scores, gt_key)).argsort()  # per key: -score, file order
     det_boxes = _LazyRows(detections, order)
     tp, tied, _ = _match_all(det_boxes, det_key, det_cls, gt, gt_key, gt_cls, gt_rank, n_classes)
-    if protocol == "activitynet" and len(tied):
+    if by_score and len(tied):
         keys_to_replay = np.unique(det_key[tied])
         for k in keys_to_replay.tolist():
             rows = np.flatnonzero(gt_key == k)
@@ -524,8 +560,13 @@ def frame_map(
             gt_rank[ordered] = gt_rank[rows].min() + np.arange(len(ordered))
         logger.debug("ground-truth order replayed with the reference heap for %d keys", len(keys_to_replay))
         tp, _, _ = _match_all(det_boxes, det_key, det_cls, gt, gt_key, gt_cls, gt_rank, n_classes)
+    return tp
 
-    # Per class: the reference's concatenation (processing order restricted to the class).
+
+def _summarise(det_scores: np.ndarray, tp: np.ndarray, det_cls: np.ndarray, gt_cls: np.ndarray, classes: _Classes,
+               rules: Protocol, labelmap: LabelMap) -> FrameMAPResult:
+    """Per-class AP (the reference's concatenation: processing order restricted to the class) and the mean."""
+    n_classes = classes.n
     num_gt_arr = np.bincount(gt_cls, minlength=n_classes)
     by_class = np.argsort(det_cls.astype(np.int16 if n_classes < 32000 else np.int64), kind="stable")
     c_starts = np.searchsorted(det_cls[by_class], np.arange(n_classes + 1))
@@ -535,7 +576,7 @@ def frame_map(
     precision: Dict[int, np.ndarray] = {}
     recall: Dict[int, np.ndarray] = {}
     ap_by_id = np.full(n_classes, np.nan)
-    for ci, cid in enumerate(class_ids.tolist()):
+    for ci, cid in enumerate(classes.ids.tolist()):
         idx = by_class[c_starts[ci]:c_starts[ci + 1]]
         num_gt[cid] = int(num_gt_arr[ci])
         num_det[cid] = int(len(idx))
@@ -548,21 +589,22 @@ def frame_map(
         corners = np.flatnonzero(np.r_[True, r[1:] != r[:-1]] & (r > 0)) if len(r) else np.zeros(0, np.int64)
         precision[cid] = p[corners]
         recall[cid] = r[corners]
-    if len(order) == 0:
+    if len(det_scores) == 0:
         logger.warning("there are no detections to evaluate: every class with ground truth gets AP 0")
     if not np.isfinite(ap_by_id).any():
         logger.warning("no class of the label map has ground truth: mAP is NaN")
         m = math.nan
     else:
         # np.nanmean over the reference's array, indexed by class id - 1 (same summation order)
+        sorted_ids = classes.sorted_ids
         if len(sorted_ids) and sorted_ids[0] >= 1 and sorted_ids[-1] <= 100_000:
             by_id = np.full(int(sorted_ids[-1]), np.nan)
-            by_id[class_ids - 1] = ap_by_id
+            by_id[classes.ids - 1] = ap_by_id
         else:
-            by_id = ap_by_id[id_order]
+            by_id = ap_by_id[classes.order]
         m = float(np.nanmean(by_id))
     return FrameMAPResult(mAP=m, per_class_ap=per_class_ap, num_gt=num_gt, num_detections=num_det,
-                          protocol=protocol, labelmap=labelmap, precision=precision, recall=recall)
+                          protocol=rules.name, labelmap=labelmap, precision=precision, recall=recall)
 
 
 class _LazyRows:
@@ -659,7 +701,7 @@ def evaluate_files(
     pred_path: PathLike,
     labelmap: Optional[Union[LabelMap, PathLike]] = None,
     exclusions_path: Optional[PathLike] = None,
-    protocol: str = "activitynet",
+    protocol: Union[str, Protocol] = DEFAULT_PROTOCOL,
 ) -> FrameMAPResult:
     """Frame-mAP of an AVA detection CSV against a ground-truth CSV.
 
@@ -669,7 +711,8 @@ def evaluate_files(
         labelmap: a :class:`LabelMap` or a label-map file; default: the packaged 60-class list
             of the official evaluation.
         exclusions_path: optional excluded timestamps, ``video_id,timestamp``.
-        protocol: ``"activitynet"`` (default) or ``"pyslowfast"``.
+        protocol: a :class:`~ava_detect.evaluation.protocols.Protocol` or its name
+            (``"activitynet"``, the default, or ``"pyslowfast"``).
 
     Raises:
         AvaDetectError: a malformed row (with file:line), a NaN or infinite score, a label map
