@@ -74,13 +74,14 @@ def keyframe_seconds(
 
 
 @dataclass
-class KeyframeBoxes:
+class KeyframeDetections:
     """Detections at one keyframe.
 
     Attributes:
         second: the keyframe's second (AVA time axis).
         boxes: ``float Tensor[K,4]`` pixel ``(x1, y1, x2, y2)`` of the ``width x height`` frame.
         scores: ``float Tensor[K]``.
+        width, height: of the frame the boxes are in (pixels).
     """
 
     second: int
@@ -93,7 +94,7 @@ class KeyframeBoxes:
 def detect_keyframes(
     path: PathLike, *, detector: PersonDetector, video_id: str, seconds: Sequence[int], second_offset: int,
     num_frames: int, fps: int = FPS, chunk: int = 8,
-) -> Iterator[KeyframeBoxes]:
+) -> Iterator[KeyframeDetections]:
     """Run ``detector`` on the keyframes ``seconds`` of one video, ``chunk`` frames decoded at a time.
 
     Args:
@@ -102,7 +103,7 @@ def detect_keyframes(
         num_frames: frames of the video on the ``fps`` axis (:func:`~ava_detect.data.video.probe_video`).
 
     Yields:
-        :class:`KeyframeBoxes` in the order of ``seconds``.
+        :class:`KeyframeDetections` in the order of ``seconds``.
 
     Raises:
         AvaDetectError: an unreadable or truncated video (naming it and the second).
@@ -114,4 +115,4 @@ def detect_keyframes(
         height, width = int(frames.shape[1]), int(frames.shape[2])
         found = detector.detect(frames, keys=[(video_id, s) for s in part])
         for s, (boxes, scores) in zip(part, found):
-            yield KeyframeBoxes(second=s, boxes=boxes, scores=scores, width=width, height=height)
+            yield KeyframeDetections(second=s, boxes=boxes, scores=scores, width=width, height=height)
