@@ -12,6 +12,7 @@ type are errors that name the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,19 @@ from omegaconf.errors import OmegaConfBaseException
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open
 
+logger = logging.getLogger(__name__)
+
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: Old config keys -> the key that replaced them. Configs (and the configs stored in checkpoints)
+#: that use an old key still load; a warning names the new key.
+RENAMED_KEYS: Dict[str, str] = {"test.autocast": "test.bf16", "annotate.bf16": "test.bf16"}
+
+
+def packaged_config(relative: str) -> Path:
+    """A preset config shipped with the project: ``relative`` to the ``configs/`` folder,
+    e.g. ``"ava/slowfast_r50_32x2.yaml"``."""
+    return Path(__file__).resolve().parents[1] / "configs" / relative
 
 
 @dataclass
@@ -185,8 +198,10 @@ class TestConfig:
     protocol: str = "activitynet"
     #: Label map used for the headline number (empty: the packaged official 60-class list).
     eval_labelmap: str = ""
-    #: bf16 autocast on CPU / fp16 on GPU for inference.
-    autocast: bool = False
+    #: Run the action model under bfloat16 autocast at inference (``test`` and ``annotate``; ``--bf16``):
+    #: faster on CPUs with bf16 units and on GPUs; probabilities differ from fp32 by about 1e-2.
+    #: (Formerly ``test.autocast`` and ``annotate.bf16``; those keys still load, with a warning.)
+    bf16: bool = False
 
 
 @dataclass
@@ -235,8 +250,6 @@ class AnnotateConfig:
     batch_size: int = 4
     #: Label map of the action names (empty: ``data.labelmap`` when set, else the packaged 80-class map).
     labelmap: str = ""
-    #: Run the action model under bf16 autocast (faster on CPUs with bf16 units and GPUs; scores differ ~1e-2).
-    bf16: bool = False
     #: Fold batch norm into the convolutions for inference (scores change by ~1e-5, so they no longer
     #: equal ``ava-detect test``'s bit for bit; a few percent faster on CPU).
     fuse_bn: bool = False
@@ -294,6 +307,33 @@ def _deep_merge(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def _rename_old_keys(data: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """``data`` (nested sections) with the keys of :data:`RENAMED_KEYS` moved to their new names.
+
+    A new key given in ``data`` wins over old ones; two old keys of one new key that disagree
+    give ``True`` when both are booleans (the old settings were both on/off switches).
+    """
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    moved: Dict[str, Any] = {}
+    for old, new in RENAMED_KEYS.items():
+        section, key = old.split(".")
+        if not isinstance(out.get(section), dict) or key not in out[section]:
+            continue
+        value = out[section].pop(key)
+        new_section, new_key = new.split(".")
+        if isinstance(data.get(new_section), dict) and new_key in data[new_section]:
+            logger.warning("%s: config key '%s' is now '%s', which is also set; '%s' is ignored", source, old, new, old)
+            continue
+        logger.warning("%s: config key '%s' is now '%s'; please rename it", source, old, new)
+        if new in moved and isinstance(value, bool) and isinstance(moved[new], bool):
+            value = value or moved[new]
+        moved[new] = value
+    for new, value in moved.items():
+        section, key = new.split(".")
+        out.setdefault(section, {})[key] = value
+    return out
+
+
 def _merge_checked(schema: DictConfig, data: Union[Dict[str, Any], DictConfig], source: str) -> DictConfig:
     try:
         return OmegaConf.merge(schema, data)
@@ -325,7 +365,7 @@ def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) 
     """
     cfg = OmegaConf.structured(Config)
     if path is not None:
-        cfg = _merge_checked(cfg, _read_yaml(Path(path)), os.fspath(path))
+        cfg = _merge_checked(cfg, _rename_old_keys(_read_yaml(Path(path)), os.fspath(path)), os.fspath(path))
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.strip()
@@ -341,7 +381,7 @@ def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) 
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = parsed
-        cfg = _merge_checked(cfg, nested, "command line")
+        cfg = _merge_checked(cfg, _rename_old_keys(nested, "command line"), "command line")
     return OmegaConf.to_object(cfg)
 
 
@@ -352,7 +392,7 @@ def config_to_dict(cfg: Config) -> Dict[str, Any]:
 
 def config_from_dict(data: Dict[str, Any], source: str = "checkpoint") -> Config:
     """Inverse of :func:`config_to_dict`, with the same checks as :func:`load_config`."""
-    return OmegaConf.to_object(_merge_checked(OmegaConf.structured(Config), data, source))
+    return OmegaConf.to_object(_merge_checked(OmegaConf.structured(Config), _rename_old_keys(data, source), source))
 
 
 def save_config(cfg: Config, path: PathLike) -> None:

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, metavar="FILE_OR_NAME",
                         help="a checkpoint of ours, a PyTorchVideo/PySlowFast .pyth, or a published name")
     parser.add_argument("--output-dir", metavar="DIR", help="same as test.output_dir=DIR")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (same as test.autocast=true)")
+    parser.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast (same as test.bf16=true)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir:
         cfg.test.output_dir = args.output_dir
     if args.bf16:
-        cfg.test.autocast = True
+        cfg.test.bf16 = True
     out = Path(cfg.test.output_dir)
     try:
         device = du.init_from_env()
