@@ -16,6 +16,36 @@ def add_config_arguments(parser: argparse.ArgumentParser, required: bool = False
                         help="override config values, e.g. train.epochs=3 model.roi_aligned=false")
 
 
+def add_detector_argument(parser: argparse.ArgumentParser) -> None:
+    """``--detector NAME``, one of the person-detector backends (``detector.backend``)."""
+    from ava_detect.config import DetectorConfig
+    from ava_detect.detection import BACKENDS  # the table of backends, without importing them
+
+    parser.add_argument("--detector", choices=list(BACKENDS),
+                        help=f"person detector (default: {DetectorConfig.backend})")
+
+
+def resolve_device(name: str):
+    """``--device``: ``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` -> torch.device.
+
+    Raises:
+        AvaDetectError: a malformed name, or CUDA asked for and not available.
+    """
+    import torch
+
+    from ava_detect.errors import AvaDetectError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AvaDetectError(f"--device: expected cpu, cuda or cuda:N, got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AvaDetectError("--device cuda: no CUDA GPU is available")
+    return device
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     """Load the config named by :func:`add_config_arguments`' arguments."""
     return load_config(args.config, args.overrides)

@@ -49,26 +49,32 @@ def parse_second_range(text: str) -> Tuple[int, int]:
 
 
 def keyframe_seconds(
-    *, duration: float, second_offset: int, every: Optional[int] = None, seconds: Optional[Tuple[int, int]] = None,
+    *, duration: float, second_offset: int, every: Optional[float] = None, seconds: Optional[Tuple[int, int]] = None,
 ) -> List[int]:
     """The keyframe seconds of a video ``duration`` seconds long, inside the video.
 
     Args:
         duration: seconds of the video file.
         second_offset: the second of file time 0 (900 for prepared AVA videos).
-        every: keyframes every this many seconds from file time 0 (``second_offset``, ``second_offset + every``, ...).
+        every: seconds between keyframes, from file time 0 (``second_offset``, ``second_offset + every``, ...;
+            default 1). AVA keys are whole seconds, so ``every`` is a whole number of seconds (``2`` or ``2.0``).
         seconds: ``(first, last)`` inclusive range of seconds instead (e.g. AVA's ``(902, 1798)``).
 
     Returns:
         Sorted seconds ``s`` with file time ``s - second_offset`` in ``[0, duration)``.
+
+    Raises:
+        AvaDetectError: ``every`` is not a whole number of seconds >= 1.
     """
     if seconds is not None:
         lo, hi = seconds
         candidates = range(lo, hi + 1)
     else:
-        step = int(every or 1)
-        if step < 1:
-            raise AvaDetectError(f"--every must be a whole number of seconds >= 1, got {every}")
+        step = 1.0 if every is None else float(every)
+        if not (step >= 1 and step == int(step)):
+            raise AvaDetectError(f"--every: keyframes of an AVA box CSV are whole seconds apart; expected a whole "
+                                 f"number of seconds >= 1, got {every:g}")
+        step = int(step)
         candidates = range(second_offset, second_offset + max(int(math.ceil(duration)), 0) + 1, step)
     return [s for s in candidates if 0 <= s - second_offset < duration - 1e-6]
 
