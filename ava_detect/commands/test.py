@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, metavar="FILE_OR_NAME",
                         help="a checkpoint of ours, a PyTorchVideo/PySlowFast .pyth, or a published name")
     parser.add_argument("--output-dir", metavar="DIR", help="same as test.output_dir=DIR")
-    parser.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast (same as test.bf16=true)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (same as test.bf16=true)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

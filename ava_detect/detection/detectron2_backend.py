@@ -126,5 +126,6 @@ def build(d: "DetectorConfig", *, device: Union[str, torch.device] = "cpu", prog
     """The ``detectron2`` backend of :func:`~ava_detect.detection.build_detector` (``d``: the
     ``DetectorConfig``; detectron2 shows its own download progress)."""
     check_input_size(d)
-    return Detectron2PersonDetector(config=d.detectron2_config, weights=d.weights, score_threshold=d.score_threshold,
-                                    min_size=d.min_size, max_size=d.max_size, batch_size=d.batch_size, device=device)
+    return Detectron2PersonDetector(config=d.detectron2_config, weights=d.weights,
+                                    score_threshold=d.score_threshold, min_size=d.min_size, max_size=d.max_size,
+                                    batch_size=d.batch_size, device=device)

@@ -190,7 +190,8 @@ class TorchvisionPersonDetector(PersonDetector):
         return f"torchvision fasterrcnn_resnet50_fpn_v2 ({self.weights}; person score >= {self.score_threshold:g})"
 
 
-def build(d: "DetectorConfig", *, device: Union[str, torch.device] = "cpu", progress: bool = True) -> TorchvisionPersonDetector:
+def build(d: "DetectorConfig", *, device: Union[str, torch.device] = "cpu",
+          progress: bool = True) -> TorchvisionPersonDetector:
     """The ``torchvision`` backend of :func:`~ava_detect.detection.build_detector` (``d``: the ``DetectorConfig``)."""
     check_input_size(d)
     return TorchvisionPersonDetector(weights=d.weights, score_threshold=d.score_threshold, min_size=d.min_size,

@@ -142,7 +142,8 @@ def _detect_video(job: _Job, detector: PersonDetector, *, second_offset: int, ch
                    "boxes": len(rows)}, f)
 
 
-def _join(plan: Sequence[_Job], parts: Path, out: Path) -> Tuple[List[Tuple[str, int]], Dict[str, Tuple[int, int]], int]:
+def _join(plan: Sequence[_Job], parts: Path,
+          out: Path) -> Tuple[List[Tuple[str, int]], Dict[str, Tuple[int, int]], int]:
     """Concatenate the finished videos into ``out``; returns (keys detected, (width, height) per video, rows)."""
     detected_keys, sizes, n_boxes = [], {}, 0
     with atomic_open(out, "w", encoding="utf-8", newline="") as f:
