@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from ava_detect import cli
-from ava_detect.annotate import ActionPredictor, IoUTracker, Renderer, annotate_video, short_name
+from ava_detect.annotate import (ActionPredictor, AnnotateOptions, IoUTracker, LabelPolicy, Renderer, annotate_video,
+                                 short_name)
 from ava_detect.annotate.render import DrawnPerson, font_size_for
 from ava_detect.config import load_config
 from ava_detect.data.transforms import TestTransform
@@ -293,7 +294,7 @@ def _annotate_api(root: Path, weights: Path, out_dir: Path, **kw):
     detector = CsvPersonDetector(path=gt / f"{split}.csv")
     return annotate_video(video, out_video=out_dir / "o.mp4", out_csv=out_dir / "o.csv", detector=detector,
                           predictor=predictor, class_ids=[7, 8, 10, 11, 12, 14, 69], names={},
-                          num_frames=16, sampling_rate=2, second_offset=900, **kw)
+                          options=AnnotateOptions(num_frames=16, sampling_rate=2, second_offset=900, **kw))
 
 
 def test_frame_buffer_does_not_grow_with_video_length(synthetic, tiny7_weights, tmp_path):
