@@ -4,8 +4,9 @@ The work is :func:`ava_detect.detection.detect_videos`; this command maps its fl
 Rows: video_id,second,x1,y1,x2,y2,,score (coordinates normalised to [0, 1], no header). The
 video id is the file name without its suffix. Keyframe second s is file time s - --second-offset
 (default 900: prepared AVA videos start at movie second 900); its picture is the frame shown at
-that time. Keyframes: every --every seconds from the start of each video (default 1), or the
-seconds --seconds A-B (AVA: 902-1798), those inside the video.
+that time. Keyframes: every --every seconds from the start of each video (default 1; as in
+`annotate`, seconds, here a whole number since AVA keys are whole seconds), or the seconds
+--seconds A-B (AVA: 902-1798), those inside the video.
 
 Resumable: each finished video is kept in a folder beside the output (.OUT.parts/); run the same
 command again after an interruption and finished videos are skipped. The output appears only
