@@ -62,7 +62,8 @@ class DetectResult:
 
 
 class DetectProgress:
-    """What :func:`detect_videos` reports while it runs (the command line shows it; these do nothing)."""
+    """What :func:`detect_videos` reports while it runs: these methods do nothing; the command line passes
+    an object with the same two methods that prints and shows a progress bar."""
 
     def start(self, *, videos: int, resumed: int, keyframes: int, detector: Optional[str]) -> None:
         """Before detecting: ``videos`` in all, ``resumed`` already done, ``keyframes`` to detect, and the
