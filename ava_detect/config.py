@@ -33,6 +33,11 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: The relative names of the dataset layout's files (see :mod:`ava_detect.data.layout`).
 _LAYOUT = DatasetLayout()
 
+#: Old config keys -> the key that replaced them. Configs (and the configs stored in checkpoints)
+#: that use an old key still load; a warning names the new key.
+RENAMED_KEYS: Dict[str, str] = {"test.autocast": "test.bf16", "annotate.bf16": "test.bf16"}
+
+
 
 @dataclass
 class ResNetConfig:
@@ -213,8 +218,10 @@ class TestConfig:
     protocol: str = "activitynet"
     #: Label map used for the headline number (empty: the packaged official 60-class list).
     eval_labelmap: str = ""
-    #: bf16 autocast on CPU / fp16 on GPU for inference.
-    autocast: bool = False
+    #: Run the action model under bfloat16 autocast at inference (``test`` and ``annotate``; ``--bf16``):
+    #: faster on CPUs with bf16 units and on GPUs; probabilities differ from fp32 by about 1e-2.
+    #: (Formerly ``test.autocast`` and ``annotate.bf16``; those keys still load, with a warning.)
+    bf16: bool = False
 
 
 @dataclass
@@ -263,8 +270,6 @@ class AnnotateConfig:
     batch_size: int = 4
     #: Label map of the action names (empty: ``data.labelmap`` when set, else the packaged 80-class map).
     labelmap: str = ""
-    #: Run the action model under bf16 autocast (faster on CPUs with bf16 units and GPUs; scores differ ~1e-2).
-    bf16: bool = False
     #: Fold batch norm into the convolutions for inference (scores change by ~1e-5, so they no longer
     #: equal ``ava-detect test``'s bit for bit; a few percent faster on CPU).
     fuse_bn: bool = False
@@ -301,7 +306,13 @@ MOVED_MODEL_KEYS: Dict[str, str] = {
 
 
 def upgrade_legacy_keys(data: Dict[str, Any], source: str) -> Dict[str, Any]:
-    """``data`` (nested dicts of one file, override or checkpoint) with the old flat ``model`` keys moved to
+    """``data`` (nested dicts of one file, override or checkpoint) with old keys under their new names:
+    the flat ``model`` keys moved to their sections and the keys of :data:`RENAMED_KEYS` renamed."""
+    return _rename_old_keys(_move_flat_model_keys(data, source), source)
+
+
+def _move_flat_model_keys(data: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """``data`` with the old flat ``model`` keys moved to
     their sections (``model.alpha`` -> ``model.slowfast.alpha``), logging a warning that names the new key.
 
     Raises:
@@ -357,6 +368,33 @@ def _deep_merge(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Any]:
     out = dict(a)
     for k, v in b.items():
         out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _rename_old_keys(data: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """``data`` (nested sections) with the keys of :data:`RENAMED_KEYS` moved to their new names.
+
+    A new key given in ``data`` wins over old ones; two old keys of one new key that disagree
+    give ``True`` when both are booleans (the old settings were both on/off switches).
+    """
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    moved: Dict[str, Any] = {}
+    for old, new in RENAMED_KEYS.items():
+        section, key = old.split(".")
+        if not isinstance(out.get(section), dict) or key not in out[section]:
+            continue
+        value = out[section].pop(key)
+        new_section, new_key = new.split(".")
+        if isinstance(data.get(new_section), dict) and new_key in data[new_section]:
+            logger.warning("%s: config key '%s' is now '%s', which is also set; '%s' is ignored", source, old, new, old)
+            continue
+        logger.warning("%s: config key '%s' is now '%s'; please rename it", source, old, new)
+        if new in moved and isinstance(value, bool) and isinstance(moved[new], bool):
+            value = value or moved[new]
+        moved[new] = value
+    for new, value in moved.items():
+        section, key = new.split(".")
+        out.setdefault(section, {})[key] = value
     return out
 
 

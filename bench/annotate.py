@@ -2,6 +2,7 @@
 action model / render (drawing + h264 encoding), for the tiny and the full-size (R50) action
 models; optionally the peak memory of a 1-minute vs a 10-minute video.
 
+The pipeline is the library's (``Annotator.from_config``), as ``ava-detect annotate`` builds it.
 All models have random weights (no download); the timings do not depend on the weights. The
 person detector (torchvision Faster R-CNN R50-FPN v2 at its default input size and 1000 proposals)
 runs on every keyframe and its time is what "detect" reports, but the boxes handed on are the
@@ -26,8 +27,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"tiny": ROOT / "configs" / "tiny.yaml", "r50": ROOT / "configs" / "ava" / "slowfast_r50_8x8.yaml"}
+from ava_detect.config import packaged_config
+
+MODELS = {"tiny": packaged_config("tiny.yaml"), "r50": packaged_config("ava/slowfast_r50_8x8.yaml")}
 
 
 def _dataset(folder: Path, seconds: int, size=(320, 240)) -> Path:
@@ -68,32 +70,20 @@ class _TimedDetector:
 
 
 def run_speed(video: Path, gt: Path, model_name: str, det_weights: Path, device: torch.device,
-              min_size: int) -> dict:
-    from ava_detect.annotate import ActionPredictor, annotate_video
+              min_size: int, tmp: Path) -> dict:
+    from ava_detect.annotate import Annotator
     from ava_detect.config import load_config
-    from ava_detect.data.ava_files import read_labelmap
-    from ava_detect.data.constants import labelmap_80_path
-    from ava_detect.data.dataset import build_test_transform
     from ava_detect.detection import CsvPersonDetector, build_detector
-    from ava_detect.model import build_model
+    from ava_detect.model import build_model, save_checkpoint
 
-    cfg = load_config(MODELS[model_name], [f"detector.weights={det_weights}", f"detector.min_size={min_size}"])
+    cfg = load_config(MODELS[model_name], [f"detector.weights={det_weights}", f"detector.min_size={min_size}",
+                                           "annotate.second_offset=900"])
     torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    if cfg.annotate.fuse_bn:
-        model = model.optimized_for_inference(channels_last=device.type == "cuda")
-    model = model.to(device)
-    m = cfg.model
-    predictor = ActionPredictor(model=model, transform=build_test_transform(cfg), device=device,
-                                bf16=cfg.annotate.bf16)
+    weights = tmp / f"{model_name}_random.pth"
+    save_checkpoint(weights, model=build_model(cfg))
     detector = _TimedDetector(build_detector(cfg, device=device), CsvPersonDetector(path=gt))
-    labelmap = read_labelmap(labelmap_80_path())
-    with tempfile.TemporaryDirectory() as tmp:
-        stats = annotate_video(video, out_video=Path(tmp) / "out.mp4", out_csv=Path(tmp) / "out.csv",
-                               detector=detector, predictor=predictor, class_ids=list(labelmap.ids),
-                               names=dict(labelmap.names), num_frames=m.num_frames, sampling_rate=m.sampling_rate,
-                               batch_size=cfg.annotate.batch_size, detect_batch=cfg.detector.batch_size,
-                               second_offset=900)
+    annotator = Annotator.from_config(cfg, weights=str(weights), device=device, detector=detector)
+    stats = annotator.annotate(video, out_video=tmp / "out.mp4", out_csv=tmp / "out.csv")
     return {"stats": stats}
 
 
@@ -169,7 +159,7 @@ def main() -> None:
             video = _video(root)
             split = "val" if video.stem in (root / "annotations" / "val.csv").read_text() else "train"
             result = run_speed(video, root / "annotations" / f"{split}.csv", name, det_weights, device,
-                               args.detector_min_size)
+                               args.detector_min_size, tmp)
             print_speed(f"{name} action model + Faster R-CNN R50-FPN v2 (min_size {args.detector_min_size}) "
                         f"on {device}", result["stats"])
         if args.memory:

@@ -17,12 +17,14 @@ import pytest
 import torch
 
 from ava_detect import cli
-from ava_detect.annotate import ActionPredictor, IoUTracker, Renderer, annotate_video, short_name
+from ava_detect.annotate import (ActionPredictor, AnnotateOptions, IoUTracker, LabelPolicy, Renderer, annotate_video,
+                                 short_name)
 from ava_detect.annotate.render import DrawnPerson, font_size_for
 from ava_detect.config import load_config
 from ava_detect.data.transforms import TestTransform
 from ava_detect.model.base import InputSpec
 from ava_detect.detection import CsvPersonDetector
+from ava_detect.errors import AvaDetectError
 from ava_detect.model import build_model, save_checkpoint
 from tests.conftest import shared_path
 
@@ -294,7 +296,7 @@ def _annotate_api(root: Path, weights: Path, out_dir: Path, **kw):
     detector = CsvPersonDetector(path=gt / f"{split}.csv")
     return annotate_video(video, out_video=out_dir / "o.mp4", out_csv=out_dir / "o.csv", detector=detector,
                           predictor=predictor, class_ids=[7, 8, 10, 11, 12, 14, 69], names={},
-                          num_frames=16, sampling_rate=2, second_offset=900, **kw)
+                          options=AnnotateOptions(num_frames=16, sampling_rate=2, second_offset=900, **kw))
 
 
 def test_frame_buffer_does_not_grow_with_video_length(synthetic, tiny7_weights, tmp_path):
@@ -339,6 +341,57 @@ def test_ten_minute_video_peaks_like_a_one_minute_one(tmp_path, tiny7_weights):
         assert proc.returncode == 0, proc.stderr[-2000:]
         peaks[seconds] = int(proc.stdout.split("PEAK")[-1].split()[0])
     assert peaks[600] <= 1.5 * peaks[60], peaks
+
+
+def test_annotator_from_config_with_another_renderer(synthetic, tiny7_weights, tmp_path):
+    """The library path of ``annotate``: one annotator from the config, a renderer of the caller's, and
+    the labels drawn are the first top-k of the actions written (one LabelPolicy decides both)."""
+    from ava_detect.annotate import Annotator
+
+    video = next((synthetic / "videos").glob("*.mp4"))
+    split = "val" if video.stem in (synthetic / "annotations" / "val.csv").read_text() else "train"
+    cfg = load_config(TINY, ["model.num_classes=7", "detector.backend=csv", "annotate.second_offset=900",
+                             f"detector.boxes_csv={synthetic / 'annotations' / f'{split}.csv'}",
+                             f"annotate.labelmap={synthetic / 'annotations' / 'labelmap.pbtxt'}",
+                             "annotate.every=2", "annotate.top_k=2", "annotate.threshold=0.4", *SMALL_CLIP])
+    made, drawn = [], []
+
+    class Recorder:
+        def __init__(self, *, width, height):
+            made.append((width, height))
+
+        def draw(self, frame, people):
+            drawn.append(list(people))
+            return frame
+
+    annotator = Annotator.from_config(cfg, weights=str(tiny7_weights), device="cpu", renderer=Recorder)
+    assert annotator.options.labels == LabelPolicy(threshold=0.4, top_k=2) and annotator.options.every == 2.0
+    stats = annotator.annotate(video, out_video=tmp_path / "o.mp4", out_json=tmp_path / "o.json")
+    assert made == [(160, 120)] and len(drawn) == stats.frames == 180 and stats.keyframes == 3
+    for kf in json.loads((tmp_path / "o.json").read_text())["keyframes"]:
+        for person in kf["people"]:
+            shown = [p for p in drawn[kf["frame"]] if p.person_id == person["person_id"]]
+            assert [n for n, _ in shown[0].labels] == [a["name"] for a in person["actions"]][:2]
+            assert all(a["score"] >= 0.4 for a in person["actions"])
+
+
+def test_label_policy():
+    probs = np.array([0.2, 0.9, 0.5, 0.9, 0.31], dtype=np.float32)
+    policy = LabelPolicy(threshold=0.3, top_k=2)
+    assert policy.kept(probs).tolist() == [1, 3, 2, 4]  # best first, ties in column order
+    assert policy.drawn(probs).tolist() == [1, 3]
+    assert LabelPolicy(threshold=0.95, top_k=3).drawn(probs).tolist() == []
+    with pytest.raises(AvaDetectError, match="top-k"):
+        LabelPolicy(top_k=-1)
+
+
+def test_preset_of_a_published_name_is_a_shipped_config():
+    from ava_detect.annotate import load_annotate_config, preset_config
+
+    preset = preset_config("slowfast_r50_8x8_ava")
+    assert preset is not None and preset.is_file()
+    assert preset_config("my_model.pth") is None
+    assert load_annotate_config(None).model.num_frames == load_config(preset).model.num_frames
 
 
 # ---- tracking and rendering ------------------------------------------------------------------

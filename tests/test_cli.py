@@ -83,9 +83,9 @@ def test_train_and_test_flags_are_config_overrides(tmp_path, monkeypatch, capsys
     assert (cfg.train.weights, cfg.train.output_dir, cfg.train.epochs, resume) == ("on", "0123", 2, True)
     assert callable(progress)
     assert cli.main(["test", "--weights", "w.pth", "--output-dir", "out", "--bf16", "--no-progress",
-                     "test.autocast=false"]) == 0
+                     "test.bf16=false"]) == 0
     cfg, weights, progress = seen["test"]
-    assert (weights, cfg.test.output_dir, cfg.test.autocast, progress) == ("w.pth", "out", True, None)
+    assert (weights, cfg.test.output_dir, cfg.test.bf16, progress) == ("w.pth", "out", True, None)
     out = capsys.readouterr().out
     assert "LOADED" in out and "REPORT" in out and f"wrote {tmp_path / 'd.csv'}" in out
     # the config, flags included, is validated before anything runs: a bad value is a one-line error

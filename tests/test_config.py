@@ -156,3 +156,24 @@ def test_missing_packaged_config_lists_the_presets():
     msg = str(e.value)
     assert "synthetic/nope.yaml" in msg and "synthetic/slowfast_tiny.yaml" in msg and "tiny.yaml" in msg
     assert "\n" not in msg
+
+
+def test_renamed_keys_still_load_with_a_warning(tmp_path, caplog):
+    """``test.autocast`` and ``annotate.bf16`` are now ``test.bf16``: old files, overrides and the
+    configs stored in checkpoints still load, and the warning names the new key."""
+    p = tmp_path / "old.yaml"
+    p.write_text("test:\n  autocast: true\n")
+    with caplog.at_level("WARNING", logger="ava_detect.config"):
+        assert load_config(p).test.bf16 is True
+    assert "'test.autocast' is now 'test.bf16'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ava_detect.config"):
+        assert load_config(None, ["annotate.bf16=true"]).test.bf16 is True
+    assert "'annotate.bf16' is now 'test.bf16'" in caplog.text
+    old = config_to_dict(load_config())
+    del old["test"]["bf16"]
+    old["test"]["autocast"], old["annotate"]["bf16"] = False, True
+    assert config_from_dict(old).test.bf16 is True
+    old["test"]["bf16"] = False  # the new key wins over old ones
+    assert config_from_dict(old).test.bf16 is False
+    assert load_config(None, ["test.bf16=true"]).test.bf16 is True

@@ -149,6 +149,10 @@ def test_keyframe_seconds():
     assert keyframe_seconds(duration=4.0, second_offset=900, every=1) == [900, 901, 902, 903]
     assert keyframe_seconds(duration=4.004, second_offset=0, every=2) == [0, 2, 4]
     assert keyframe_seconds(duration=10.0, second_offset=900, seconds=(902, 915)) == list(range(902, 910))
+    assert keyframe_seconds(duration=4.004, second_offset=0, every=2.0) == [0, 2, 4]  # seconds, as a float
+    for bad in (0.5, 1.5, 0):
+        with pytest.raises(AvaDetectError, match="whole number of seconds"):
+            keyframe_seconds(duration=4.0, second_offset=0, every=bad)
     assert parse_second_range("902-1798") == (902, 1798)
     with pytest.raises(AvaDetectError):
         parse_second_range("1798-902")
@@ -233,3 +237,27 @@ def test_detect_command_refuses_to_overwrite_a_video(synthetic, capsys):
                    "--boxes", str(synthetic / "annotations" / "val.csv")])
     assert rc == 2 and "refusing to overwrite" in capsys.readouterr().err
     assert video.read_bytes() == before
+
+
+def test_detect_videos_library_call(synthetic, tmp_path):
+    """The library function behind ``detect``: typed arguments in, a result and progress reports out."""
+    from ava_detect.detection import DetectProgress, detect_videos
+
+    gt = synthetic / "annotations" / "val.csv"
+    seen = []
+
+    class Record(DetectProgress):
+        def start(self, **facts):
+            seen.append(facts)
+
+        def keyframe(self, video):
+            seen.append(video.name)
+
+    cfg = load_config(None, ["detector.backend=csv", f"detector.boxes_csv={gt}"])
+    result = detect_videos([synthetic / "videos"], tmp_path / "b.csv", detector=cfg.detector, seconds=(902, 904),
+                           ground_truth=gt, progress=Record())
+    assert (result.videos, result.resumed, result.keyframes) == (2, 0, 6)
+    assert result.boxes == len(read_predicted_boxes(tmp_path / "b.csv")) > 0
+    assert result.report.ap50 == pytest.approx(1.0) and result.report.recall50 == pytest.approx(1.0)
+    assert seen[0]["videos"] == 2 and seen[0]["keyframes"] == 6 and "val.csv" in seen[0]["detector"]
+    assert len(seen) == 7

@@ -39,20 +39,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Union
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 import av
 import numpy as np
 import torch
 
 from ava_detect.annotate.action import ActionPredictor
-from ava_detect.annotate.render import DrawnPerson, Renderer
+from ava_detect.annotate.options import AnnotateOptions
+from ava_detect.annotate.render import DrawnPerson, FrameRenderer, Renderer
 from ava_detect.annotate.results import ResultWriter
 from ava_detect.annotate.tracking import IoUTracker
 from ava_detect.annotate.video_writer import VideoWriter
-from ava_detect.data.constants import FPS
 from ava_detect.data.sampler import clip_frame_indices
-from ava_detect.data.video import FRAME_TIME_TOLERANCE_S, frame_to_rgb, iter_timed_frames, open_video, probe_video
+from ava_detect.data.video import (FRAME_TIME_TOLERANCE_S, VideoInfo, frame_to_rgb, iter_timed_frames, open_video,
+                                   probe_video)
 from ava_detect.detection.base import PersonDetector
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open, atomic_path
@@ -141,26 +142,29 @@ class _Keyframe:
 
 
 class _Annotator:
-    """The state of one streaming pass (see :func:`annotate_video`)."""
+    """The state of one streaming pass (see :func:`annotate_video`).
 
-    def __init__(self, *, detector: PersonDetector, predictor: ActionPredictor, renderer: Renderer,
-                 writer: VideoWriter, results: ResultWriter, tracker: IoUTracker, video_id: str, every: float,
-                 second_offset: int, threshold: float, top_k: int, batch_size: int, detect_batch: int,
-                 num_frames: int, sampling_rate: int, fps: int, num_video_frames: int, width: int, height: int,
-                 class_ids: Sequence[int], names: Dict[int, str], stats: AnnotateStats,
-                 progress: Optional[Callable[[int], None]]):
+    Args:
+        options: the pass's settings. detector, predictor: the two models.
+        renderer: draws people on frames; writer: encodes them; results: writes the CSV / JSON.
+        video_id: box-CSV key and first CSV column. info: the input's facts (size, frames on the fps axis).
+        column_names: the display name of each action-model output column.
+        stats: filled in as the pass goes. progress: called with the number of frames written so far.
+    """
+
+    def __init__(self, *, options: AnnotateOptions, detector: PersonDetector, predictor: ActionPredictor,
+                 renderer: FrameRenderer, writer: VideoWriter, results: ResultWriter, video_id: str, info: VideoInfo,
+                 column_names: Sequence[str], stats: AnnotateStats, progress: Optional[Callable[[int], None]]):
+        o = self.options = options
         self.detector, self.predictor, self.renderer = detector, predictor, renderer
-        self.writer, self.results, self.tracker = writer, results, tracker
-        self.video_id, self.every, self.second_offset = video_id, every, second_offset
-        self.threshold, self.top_k = threshold, top_k
-        self.batch_size, self.detect_batch = max(1, batch_size), max(1, detect_batch)
-        self.num_frames, self.sampling_rate, self.fps = num_frames, sampling_rate, fps
-        self.num_video_frames = num_video_frames
-        self.width, self.height = width, height
-        self.class_ids, self.names = list(class_ids), names
+        self.writer, self.results = writer, results
+        self.tracker = IoUTracker(min_iou=o.track_iou, max_age=o.track_max_age)
+        self.video_id, self.info, self.column_names = video_id, info, list(column_names)
+        self.batch_size, self.detect_batch = max(1, o.batch_size), max(1, o.detect_batch)
+        self.every, self.num_frames, self.sampling_rate, self.fps = o.every, o.num_frames, o.sampling_rate, o.fps
         self.stats, self.progress = stats, progress
         #: how long a frame may wait for its keyframe's scores before the action model runs early
-        self.max_wait = every + num_frames * sampling_rate / (2.0 * fps) + 1.0 / fps
+        self.max_wait = o.every + o.num_frames * o.sampling_rate / (2.0 * o.fps) + 1.0 / o.fps
         self.buffer: Deque[_Frame] = deque()
         self.last_time: Optional[float] = None  # newest frame time in the timeline
         self.ended = False
@@ -178,7 +182,7 @@ class _Annotator:
 
     def _clip_times(self, t: float) -> List[float]:
         idx = clip_frame_indices(int(round(t * self.fps)), num_frames=self.num_frames,
-                                 sampling_rate=self.sampling_rate, num_video_frames=self.num_video_frames)
+                                 sampling_rate=self.sampling_rate, num_video_frames=self.info.num_frames)
         return [int(i) / self.fps for i in idx]
 
     def _frame_at(self, t: float) -> _Frame:
@@ -205,7 +209,8 @@ class _Annotator:
             if not exists:
                 return
             frame = self._frame_at(t)
-            kf = _Keyframe(number=self.next_kf, time=t, second=self.second_offset + int(math.floor(t + 1e-6)),
+            second = self.options.second_offset + int(math.floor(t + 1e-6))
+            kf = _Keyframe(number=self.next_kf, time=t, second=second,
                            clip_times=self._clip_times(t), frame_index=frame.index, frame_time=frame.time,
                            image=frame.rgb)
             self.pending.append(kf)
@@ -271,15 +276,13 @@ class _Annotator:
 
     def _finish_keyframe(self, kf: _Keyframe) -> None:
         boxes_px = kf.boxes.numpy().astype(np.float64)
-        boxes_norm = pixels_to_normalized(kf.boxes, self.width, self.height).numpy()
+        boxes_norm = pixels_to_normalized(kf.boxes, self.info.width, self.info.height).numpy()
         self.results.write_keyframe(time=kf.time, second=kf.second, frame=kf.frame_index, boxes_norm=boxes_norm,
                                     boxes_px=boxes_px, det_scores=kf.det_scores.numpy(), person_ids=kf.ids,
                                     probs=kf.probs)
         drawn = []
         for k in range(len(boxes_px)):
-            order = np.argsort(-kf.probs[k], kind="stable")
-            order = [j for j in order if kf.probs[k, j] >= self.threshold][: self.top_k]
-            labels = [(self.names.get(self.class_ids[j], str(self.class_ids[j])), float(kf.probs[k, j])) for j in order]
+            labels = [(self.column_names[j], float(kf.probs[k, j])) for j in self.options.labels.drawn(kf.probs[k])]
             drawn.append(DrawnPerson(box=boxes_px[k], person_id=int(kf.ids[k]), labels=labels))
         kf.drawn = drawn
         self.stats.keyframes += 1
@@ -375,6 +378,64 @@ class _Annotator:
             raise AssertionError("annotate: frames or keyframes left after the end of the video")
 
 
+def _open_outputs(stack: contextlib.ExitStack, video: Path, info: VideoInfo, *, container, stream, rate: Fraction,
+                  out_video: PathLike, out_csv: Optional[PathLike], out_json: Optional[PathLike],
+                  header: Dict[str, object], class_ids: Sequence[int], names: Dict[int, str],
+                  options: AnnotateOptions) -> Tuple[VideoWriter, ResultWriter]:
+    """The video writer (audio copied) and the CSV / JSON writer, at temporary names renamed when ``stack`` exits
+    without an error."""
+    tb = stream.time_base
+    video_start = float((stream.start_time or 0) * tb) if tb else 0.0
+    tmp_video = stack.enter_context(atomic_path(out_video))
+    csv_file = stack.enter_context(atomic_open(out_csv, "w", encoding="utf-8", newline="")) if out_csv else None
+    json_file = stack.enter_context(atomic_open(out_json, "w", encoding="utf-8")) if out_json else None
+    try:
+        writer = VideoWriter(tmp_video, width=info.width, height=info.height, rate=rate,
+                             audio_source=video if container.streams.audio else None, video_start=video_start,
+                             crf=options.crf, preset=options.preset)
+    except (av.FFmpegError, ValueError) as e:
+        raise AvaDetectError(f"cannot write a video here ({e}); use a .mp4 file name", out_video) from None
+    stack.enter_context(writer)
+    results = ResultWriter(csv_file=csv_file, json_file=json_file, video_id=header["video_id"], header=header,
+                           class_ids=class_ids, names=names, labels=options.labels)
+    return writer, results
+
+
+def _decode_into(annotator: _Annotator, video: Path, container, stream, info: VideoInfo, rate: Fraction) -> float:
+    """Feed every decoded frame to ``annotator``; returns the end time of the last frame (s)."""
+    tb = stream.time_base
+    start_ts = stream.start_time
+    last_t, last_duration, index = None, None, 0
+    frames = iter_timed_frames(container, stream)
+    period = 1.0 / float(rate)
+    timings = annotator.stats.timings
+    try:
+        while True:
+            t0 = time.perf_counter()
+            item = next(frames, None)
+            if item is None:
+                break
+            ts, frame = item
+            if start_ts is None:
+                start_ts = ts
+            t = float((ts - start_ts) * tb)
+            rgb = frame_to_rgb(frame)
+            if rgb.shape[0] != info.height or rgb.shape[1] != info.width:
+                rgb = frame_to_rgb(frame, info.width, info.height)  # mid-stream size change: keep one size
+            timings["decode"] += time.perf_counter() - t0
+            if last_t is None or t > last_t:
+                last_t = t
+                last_duration = float(frame.duration * tb) if frame.duration else period
+            annotator.add_frame(index, t, rgb)
+            index += 1
+    except av.FFmpegError as e:
+        raise AvaDetectError(f"decoding failed near second {last_t or 0.0:.2f} of the file "
+                             f"(truncated or corrupt video?): {e}", video) from None
+    if last_t is None:
+        raise AvaDetectError("no frame could be decoded (zero-length or corrupt video)", video)
+    return last_t + max(last_duration or period, 0.0)
+
+
 def annotate_video(
     video: PathLike,
     *,
@@ -383,22 +444,11 @@ def annotate_video(
     predictor: ActionPredictor,
     class_ids: Sequence[int],
     names: Dict[int, str],
-    num_frames: int,
-    sampling_rate: int,
+    options: AnnotateOptions,
     out_csv: Optional[PathLike] = None,
     out_json: Optional[PathLike] = None,
     video_id: Optional[str] = None,
-    every: float = 1.0,
-    second_offset: int = 0,
-    threshold: float = 0.3,
-    top_k: int = 3,
-    batch_size: int = 4,
-    detect_batch: int = 4,
-    fps: int = FPS,
-    track_iou: float = 0.3,
-    track_max_age: int = 2,
-    crf: int = 20,
-    preset: str = "veryfast",
+    renderer: Callable[..., FrameRenderer] = Renderer,
     progress: Optional[Callable[[int], None]] = None,
 ) -> AnnotateStats:
     """Annotate one video (see the module docstring).
@@ -409,17 +459,11 @@ def annotate_video(
         detector: person detector (for a box CSV, keys are ``(video_id, second)``).
         predictor: the action model with the test transform.
         class_ids: AVA action id of each model output column; names: id -> display name.
-        num_frames, sampling_rate: the model's clip (fast pathway frames, stride on the ``fps`` axis).
+        options: keyframes, clip, labels, batches, tracking, encoding (:class:`AnnotateOptions`).
         out_csv, out_json: result files (optional).
         video_id: first CSV column and box-CSV key (default: the file name without its suffix).
-        every: seconds between keyframes (> 0).
-        second_offset: added to the whole second of file time of each keyframe (CSV ``second``).
-        threshold: actions with at least this probability are written and may be drawn.
-        top_k: most actions drawn per person.
-        batch_size: keyframe clips per action-model pass. detect_batch: keyframes per detector pass.
-        fps: the clip time axis (AVA: 30).
-        track_iou, track_max_age: tracker settings (:class:`~ava_detect.annotate.tracking.IoUTracker`).
-        crf, preset: x264 settings.
+        renderer: ``renderer(width=W, height=H)`` makes what draws the people on the frames
+            (default :class:`~ava_detect.annotate.render.Renderer`).
         progress: called with the number of frames written so far.
 
     Returns:
@@ -431,20 +475,15 @@ def annotate_video(
     """
     start_all = time.perf_counter()
     video = Path(video)
-    if not every > 0:
-        raise AvaDetectError(f"keyframe interval must be > 0 seconds, got {every}")
-    if top_k < 0:
-        raise AvaDetectError(f"top-k must be >= 0, got {top_k}")
     if len(class_ids) != predictor.num_classes:
         raise AvaDetectError(f"the label map has {len(class_ids)} classes but the action model predicts "
                              f"{predictor.num_classes}; pass the label map the model was trained with")
     check_output_paths(video, [out_video, out_csv, out_json])
     if not Path(out_video).suffix:
         raise AvaDetectError("output video needs a file suffix that names the container, e.g. .mp4", out_video)
-    info = probe_video(video, fps=fps)
+    info = probe_video(video, fps=options.fps)
     video_id = video_id if video_id is not None else video.stem
     stats = AnnotateStats(width=info.width, height=info.height, video_seconds=info.duration)
-    labels_header = {str(i): names.get(int(i), "") for i in class_ids}
 
     container, stream = open_video(video)
     with contextlib.ExitStack() as stack:
@@ -452,61 +491,18 @@ def annotate_video(
         rate = stream.average_rate or stream.guessed_rate or Fraction(info.rate).limit_denominator(1001)
         stats.rate = float(rate)
         stream.codec_context.thread_type = "AUTO"
-        tb = stream.time_base
-        has_audio = bool(container.streams.audio)
-        video_start = float((stream.start_time or 0) * tb) if tb else 0.0
-        tmp_video = stack.enter_context(atomic_path(out_video))
-        csv_file = stack.enter_context(atomic_open(out_csv, "w", encoding="utf-8", newline="")) if out_csv else None
-        json_file = stack.enter_context(atomic_open(out_json, "w", encoding="utf-8")) if out_json else None
-        try:
-            writer = VideoWriter(tmp_video, width=info.width, height=info.height, rate=rate,
-                                 audio_source=video if has_audio else None, video_start=video_start, crf=crf,
-                                 preset=preset)
-        except (av.FFmpegError, ValueError) as e:
-            raise AvaDetectError(f"cannot write a video here ({e}); use a .mp4 file name", out_video) from None
-        stack.enter_context(writer)
         header = {"video": os.fspath(video), "video_id": video_id, "width": info.width, "height": info.height,
-                  "fps": float(rate), "every": every, "second_offset": second_offset, "threshold": threshold,
-                  "labels": labels_header}
-        results = ResultWriter(csv_file=csv_file, json_file=json_file, video_id=video_id, header=header,
-                               class_ids=class_ids, names=names, threshold=threshold)
+                  "fps": float(rate), "every": options.every, "second_offset": options.second_offset,
+                  "threshold": options.labels.threshold, "labels": {str(i): names.get(int(i), "") for i in class_ids}}
+        writer, results = _open_outputs(stack, video, info, container=container, stream=stream, rate=rate,
+                                        out_video=out_video, out_csv=out_csv, out_json=out_json, header=header,
+                                        class_ids=class_ids, names=names, options=options)
         annotator = _Annotator(
-            detector=detector, predictor=predictor, renderer=Renderer(width=info.width, height=info.height),
-            writer=writer, results=results, tracker=IoUTracker(min_iou=track_iou, max_age=track_max_age),
-            video_id=video_id, every=float(every), second_offset=int(second_offset), threshold=float(threshold),
-            top_k=int(top_k), batch_size=batch_size, detect_batch=detect_batch, num_frames=num_frames,
-            sampling_rate=sampling_rate, fps=fps, num_video_frames=info.num_frames, width=info.width,
-            height=info.height, class_ids=class_ids, names=names, stats=stats, progress=progress)
-
-        start_ts = stream.start_time
-        last_t, last_duration, index = None, None, 0
-        frames = iter_timed_frames(container, stream)
-        period = 1.0 / float(rate)
-        try:
-            while True:
-                t0 = time.perf_counter()
-                item = next(frames, None)
-                if item is None:
-                    break
-                ts, frame = item
-                if start_ts is None:
-                    start_ts = ts
-                t = float((ts - start_ts) * tb)
-                rgb = frame_to_rgb(frame)
-                if rgb.shape[0] != info.height or rgb.shape[1] != info.width:
-                    rgb = frame_to_rgb(frame, info.width, info.height)  # mid-stream size change: keep one size
-                stats.timings["decode"] += time.perf_counter() - t0
-                if last_t is None or t > last_t:
-                    last_t = t
-                    last_duration = float(frame.duration * tb) if frame.duration else period
-                annotator.add_frame(index, t, rgb)
-                index += 1
-        except av.FFmpegError as e:
-            raise AvaDetectError(f"decoding failed near second {last_t or 0.0:.2f} of the file "
-                                 f"(truncated or corrupt video?): {e}", video) from None
-        if last_t is None:
-            raise AvaDetectError("no frame could be decoded (zero-length or corrupt video)", video)
-        annotator.finish(last_t + max(last_duration or period, 0.0))
+            options=options, detector=detector, predictor=predictor,
+            renderer=renderer(width=info.width, height=info.height), writer=writer, results=results,
+            video_id=video_id, info=info, column_names=[names.get(c, str(c)) for c in class_ids], stats=stats,
+            progress=progress)
+        annotator.finish(_decode_into(annotator, video, container, stream, info, rate))
         results.close()
         stats.rows = results.rows
         stats.tracks = len(annotator.track_ids)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import List, Sequence, Tuple
+from typing import List, Protocol, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -67,8 +67,17 @@ class DrawnPerson:
     labels: List[Tuple[str, float]] = field(default_factory=list)
 
 
+class FrameRenderer(Protocol):
+    """What ``annotate`` draws with: made per video as ``renderer(width=W, height=H)``
+    (:class:`Renderer` is the default; pass another to :func:`~ava_detect.annotate.annotate_video`
+    or :class:`~ava_detect.annotate.Annotator` to draw differently)."""
+
+    def draw(self, frame: np.ndarray, people: Sequence[DrawnPerson]) -> np.ndarray:
+        """``people`` drawn on ``frame`` (``uint8 [H,W,3]`` RGB) -> ``uint8 [H,W,3]``; ``frame`` is not modified."""
+
+
 class Renderer:
-    """Draws :class:`DrawnPerson` items on ``width x height`` RGB frames."""
+    """Draws :class:`DrawnPerson` items on ``width x height`` RGB frames (the default :class:`FrameRenderer`)."""
 
     def __init__(self, *, width: int, height: int):
         self.width = int(width)

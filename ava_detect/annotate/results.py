@@ -1,6 +1,7 @@
 """The CSV and JSON results of ``annotate``, written keyframe by keyframe (nothing accumulates).
 
-CSV, one row per person and action with ``score >= threshold``, no header (as AVA files)::
+CSV, one row per person and action kept by the label policy (``score >= threshold``,
+:class:`~ava_detect.annotate.labels.LabelPolicy`), no header (as AVA files)::
 
     video_id,second,x1,y1,x2,y2,action_id,score,person_id
 
@@ -23,6 +24,8 @@ from typing import IO, Dict, Optional, Sequence
 
 import numpy as np
 
+from ava_detect.annotate.labels import LabelPolicy
+
 
 class ResultWriter:
     """Streams keyframe results to an open CSV and / or JSON file.
@@ -32,17 +35,17 @@ class ResultWriter:
         video_id: first CSV column.
         header: the JSON fields before ``keyframes`` (see the module docstring).
         class_ids, names: the model's output columns -> AVA action ids, and id -> name.
-        threshold: actions with a lower probability are not written.
+        labels: which actions are written (:meth:`LabelPolicy.kept`: ``score >= threshold``, best first).
     """
 
     def __init__(self, *, csv_file: Optional[IO[str]], json_file: Optional[IO[str]], video_id: str,
-                 header: Dict[str, object], class_ids: Sequence[int], names: Dict[int, str], threshold: float):
+                 header: Dict[str, object], class_ids: Sequence[int], names: Dict[int, str], labels: LabelPolicy):
         self.csv = csv_file
         self.json = json_file
         self.video_id = video_id
         self.class_ids = np.asarray(class_ids, dtype=np.int64)
         self.names = names
-        self.threshold = float(threshold)
+        self.labels = labels
         self.rows = 0
         self.people = 0
         self._first = True
@@ -61,8 +64,7 @@ class ResultWriter:
         """
         people = []
         for k in range(len(boxes_norm)):
-            order = np.argsort(-probs[k], kind="stable")
-            order = order[probs[k][order] >= self.threshold]
+            order = self.labels.kept(probs[k])
             if self.csv is not None:
                 c = boxes_norm[k]
                 for j in order:

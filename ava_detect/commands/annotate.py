@@ -11,6 +11,9 @@ CSV rows (no header): video_id,second,x1,y1,x2,y2,action_id,score,person_id with
 coordinates; `second` is the keyframe's whole second of file time plus --second-offset (use
 900 for prepared AVA videos, whose t=0 is movie second 900).
 
+The work is ava_detect.annotate.Annotator (Annotator.from_config(cfg).annotate(video, ...)); this
+command maps its flags onto config overrides.
+
 Defaults: the published PyTorchVideo SlowFast R50 AVA model (slowfast_r50_8x8_ava) and
 torchvision's COCO Faster R-CNN, downloaded on first use; offline, pass local files with
 --weights and --detector-weights. Config overrides go right after VIDEO. Examples:
@@ -25,7 +28,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ava_detect.commands.common import add_config_arguments
+from ava_detect.commands.common import add_config_arguments, add_detector_argument
+from ava_detect.config import AnnotateConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,16 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", metavar="OUT.csv", help="also write AVA-format rows with person ids")
     parser.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
     parser.add_argument("--weights", metavar="FILE|NAME",
-                        help="action-model weights: a file or a published name (default: slowfast_r50_8x8_ava)")
-    parser.add_argument("--detector", choices=["torchvision", "detectron2", "csv"],
-                        help="person detector (default: torchvision)")
+                        help=f"action-model weights: a file or a published name (default: {AnnotateConfig.weights})")
+    add_detector_argument(parser)
     parser.add_argument("--detector-weights", metavar="FILE",
                         help="person-detector weights file (default: the backend's COCO weights, downloaded)")
     parser.add_argument("--boxes", metavar="BOXES.csv",
                         help="AVA box CSV for --detector csv (predicted boxes or ground truth), "
                              "looked up by (file name without suffix, second)")
     parser.add_argument("--box-threshold", type=float, metavar="P", help="minimum person score (default 0.8)")
-    parser.add_argument("--every", type=float, metavar="SECONDS", help="seconds between keyframes (default 1.0)")
+    parser.add_argument("--every", type=float, metavar="SECONDS",
+                        help="seconds between keyframes, from file time 0 (default 1; fractions allowed)")
     parser.add_argument("--threshold", type=float, metavar="P",
                         help="minimum action probability written and drawn (default 0.3)")
     parser.add_argument("--top-k", type=int, metavar="K", help="most actions drawn per person (default 3)")
@@ -51,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="added to the file's whole seconds in the CSV / box lookup (default 0; 900 for AVA)")
     parser.add_argument("--labelmap", metavar="MAP.pbtxt", help="action names (default: the model's label map)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="keyframe clips per action-model pass")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (same as test.bf16=true)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     add_config_arguments(parser)
 
@@ -61,101 +66,31 @@ def _overrides(args: argparse.Namespace) -> list:
              ("detector.score_threshold", args.box_threshold), ("annotate.every", args.every),
              ("annotate.threshold", args.threshold), ("annotate.top_k", args.top_k),
              ("annotate.second_offset", args.second_offset), ("annotate.labelmap", args.labelmap),
-             ("annotate.batch_size", args.batch_size)]
+             ("annotate.batch_size", args.batch_size), ("test.bf16", args.bf16 or None)]
     return [f"{k}={v}" for k, v in pairs if v is not None]
 
 
-def default_config_path(weights: str):
-    """The preset config of a published weights name (shipped in the package's configs), or None."""
-    from ava_detect.config import packaged_config
-    from ava_detect.model.published import PUBLISHED
-
-    entry = PUBLISHED.get(weights)
-    if entry is None:
-        return None
-    return packaged_config(entry.config)
-
-
-def resolve_device(name: str):
-    import torch
-
-    from ava_detect.errors import AvaDetectError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise AvaDetectError(f"--device: expected cpu, cuda or cuda:N, got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AvaDetectError("--device cuda: no CUDA GPU is available")
-    return device
-
-
 def run(args: argparse.Namespace) -> int:
-    import time
-
     from tqdm import tqdm
 
-    from ava_detect.annotate import ActionPredictor, annotate_video, check_output_paths
-    from ava_detect.config import load_config
-    from ava_detect.data.dataset import build_test_transform
-    from ava_detect.data.labelmaps import resolve_labelmap
+    from ava_detect.annotate import Annotator, check_output_paths, load_annotate_config
+    from ava_detect.commands.common import resolve_device
     from ava_detect.data.video import probe_video
-    from ava_detect.detection import build_detector
-    from ava_detect.errors import AvaDetectError
-    from ava_detect.model import build_model, load_weights
 
-    overrides = list(args.overrides) + _overrides(args)
-    config_path = args.config
-    if config_path is None:
-        probe = load_config(None, overrides)
-        preset = default_config_path(probe.annotate.weights)
-        if preset is not None:
-            if not preset.is_file():
-                raise AvaDetectError(f"the preset config of {probe.annotate.weights!r} is missing; pass "
-                                     f"--config for the model's architecture", preset)
-            config_path = preset
-    cfg = load_config(config_path, overrides)
-    a, d, m = cfg.annotate, cfg.data, cfg.model
-
+    cfg = load_annotate_config(args.config, list(args.overrides) + _overrides(args))
     video = Path(args.video)
     check_output_paths(video, [args.out, args.csv, args.json])
-    info = probe_video(video, fps=d.fps)  # bad input fails here, before any model is loaded
-    device = resolve_device(args.device)
+    info = probe_video(video, fps=cfg.data.fps)  # bad input fails here, before any model is loaded
+    annotator = Annotator.from_config(cfg, device=resolve_device(args.device))
+    print(f"person detector: {annotator.detector.describe()}")
 
-    labelmap = resolve_labelmap(a.labelmap, kind="all", data=d)
-
-    detector = build_detector(cfg, device=device)
-    model = build_model(cfg)
-    if len(labelmap) != m.num_classes:
-        raise AvaDetectError(f"model.num_classes={m.num_classes} but the label map has {len(labelmap)} classes; "
-                             f"pass the label map the model was trained with (--labelmap)", labelmap.path)
-    load_weights(model, a.weights)  # logs what was loaded
-    model.eval()
-    if a.fuse_bn:
-        model = model.optimized_for_inference(channels_last=device.type == "cuda")
-    model = model.to(device)
-    transform = build_test_transform(cfg)
-    predictor = ActionPredictor(model=model, transform=transform, device=device, bf16=a.bf16)
-    print(f"person detector: {detector.describe()}")
-
-    total = int(round(info.duration * info.rate)) or None
-    start = time.perf_counter()
-    with tqdm(total=total, unit="frame", desc=video.name, dynamic_ncols=True) as bar:
-        def progress(done: int) -> None:
-            bar.update(done - bar.n)
-
-        stats = annotate_video(
-            video, out_video=args.out, out_csv=args.csv, out_json=args.json, detector=detector, predictor=predictor,
-            class_ids=list(labelmap.ids), names=dict(labelmap.names), num_frames=m.num_frames,
-            sampling_rate=m.sampling_rate, every=a.every, second_offset=a.second_offset, threshold=a.threshold,
-            top_k=a.top_k, batch_size=a.batch_size, detect_batch=cfg.detector.batch_size, fps=d.fps,
-            track_iou=a.track_iou, track_max_age=a.track_max_age, crf=a.crf, preset=a.preset, progress=progress)
-    elapsed = time.perf_counter() - start
+    with tqdm(total=int(round(info.duration * info.rate)) or None, unit="frame", desc=video.name,
+              dynamic_ncols=True) as bar:
+        stats = annotator.annotate(video, out_video=args.out, out_csv=args.csv, out_json=args.json,
+                                   progress=lambda done: bar.update(done - bar.n))
     t = stats.timings
     print(f"{stats.frames} frames, {stats.keyframes} keyframes, {stats.boxes} person boxes, {stats.tracks} people; "
-          f"{stats.video_seconds / max(elapsed, 1e-9):.2f} s of video per second "
+          f"{stats.video_seconds / max(t['total'], 1e-9):.2f} s of video per second "
           f"(decode {t['decode']:.1f} s, detect {t['detect']:.1f} s, action {t['action']:.1f} s, "
           f"render {t['render'] + t['encode']:.1f} s)")
     print(f"wrote {args.out}")

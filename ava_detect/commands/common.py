@@ -28,8 +28,8 @@ def config_from_args(args: argparse.Namespace, flags: Sequence[Tuple[str, Any]] 
 
 
 def flag_overrides(flags: Sequence[Tuple[str, Any]]) -> list:
-    """``[("test.autocast", True), ("train.weights", None), ("test.output_dir", "out")]`` ->
-    ``['test.autocast=true', 'test.output_dir="out"']`` (strings quoted: YAML reads them back as written)."""
+    """``[("test.bf16", True), ("train.weights", None), ("test.output_dir", "out")]`` ->
+    ``['test.bf16=true', 'test.output_dir="out"']`` (strings quoted: YAML reads them back as written)."""
     import json
 
     def text(value: Any) -> str:
@@ -45,6 +45,36 @@ def progress_bar(total: Optional[int] = None, initial: int = 0, desc: str = "") 
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, leave=False)
+
+
+def add_detector_argument(parser: argparse.ArgumentParser) -> None:
+    """``--detector NAME``, one of the person-detector backends (``detector.backend``)."""
+    from ava_detect.config import DetectorConfig
+    from ava_detect.detection import BACKENDS  # the table of backends, without importing them
+
+    parser.add_argument("--detector", choices=list(BACKENDS),
+                        help=f"person detector (default: {DetectorConfig.backend})")
+
+
+def resolve_device(name: str):
+    """``--device``: ``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` -> torch.device.
+
+    Raises:
+        AvaDetectError: a malformed name, or CUDA asked for and not available.
+    """
+    import torch
+
+    from ava_detect.errors import AvaDetectError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AvaDetectError(f"--device: expected cpu, cuda or cuda:N, got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AvaDetectError("--device cuda: no CUDA GPU is available")
+    return device
 
 
 def frame_size(text: str) -> Tuple[int, int]:

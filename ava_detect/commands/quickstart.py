@@ -66,6 +66,29 @@ def _same_dataset(summary_file: Path, args: argparse.Namespace) -> bool:
         return False
 
 
+def _annotate(cfg, config: Path, weights: Path, data: Path, out: Path) -> None:
+    """Step 4: the first validation video annotated by the trained model, with the predicted boxes."""
+    from tqdm.auto import tqdm
+
+    from ava_detect.annotate import Annotator
+    from ava_detect.commands.common import resolve_device
+    from ava_detect.config import load_config
+    from ava_detect.data.ava_files import read_ground_truth
+
+    video_id = str(read_ground_truth(data / cfg.data.val_gt)["video_id"].iloc[0])
+    print(f"[4/4] annotating validation video {video_id} -> {out / (video_id + '.mp4')}")
+    annotate_cfg = load_config(config, [f"annotate.weights={weights}", "detector.backend=csv",
+                                        f"detector.boxes_csv={data / cfg.data.val_boxes}", "annotate.second_offset=900",
+                                        f"annotate.labelmap={data / cfg.data.labelmap}"])
+    annotator = Annotator.from_config(annotate_cfg, device=resolve_device("auto"))
+    with tqdm(desc="      annotating", unit="frame", dynamic_ncols=True) as bar:
+        stats = annotator.annotate(data / cfg.data.video_dir / f"{video_id}.mp4", out_video=out / f"{video_id}.mp4",
+                                   out_csv=out / f"{video_id}.csv", out_json=out / f"{video_id}.json",
+                                   progress=lambda done: bar.update(done - bar.n))
+    print(f"      {stats.frames} frames, {stats.keyframes} keyframes, {stats.boxes} person boxes, "
+          f"{stats.rows} CSV rows")
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
@@ -112,20 +135,6 @@ def run(args: argparse.Namespace) -> int:
     print_test_result(run_test(cfg, str(weights)))
 
     if not args.no_annotate:
-        from ava_detect.data.ava_files import read_ground_truth
-
-        val = read_ground_truth(data / cfg.data.val_gt)
-        video_id = str(val["video_id"].iloc[0])
-        out = work / "annotated"
-        print(f"[4/4] annotating validation video {video_id} -> {out / (video_id + '.mp4')}")
-        code = cli.main([
-            "annotate", str(data / cfg.data.video_dir / f"{video_id}.mp4"), "--out", str(out / f"{video_id}.mp4"),
-            "--csv", str(out / f"{video_id}.csv"), "--json", str(out / f"{video_id}.json"),
-            "--config", str(resolved), "--weights", str(weights), "--detector", "csv",
-            "--boxes", str(data / cfg.data.val_boxes), "--second-offset", "900",
-            "--labelmap", str(data / cfg.data.labelmap),
-        ])
-        if code:
-            return code
+        _annotate(cfg, resolved, weights, data, work / "annotated")
     print(f"quickstart done in {(time.perf_counter() - start) / 60:.1f} min; outputs in {work}")
     return 0

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, metavar="FILE_OR_NAME",
                         help="a checkpoint of ours, a PyTorchVideo/PySlowFast .pyth, or a published name")
     parser.add_argument("--output-dir", metavar="DIR", help="same as test.output_dir=DIR")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (same as test.autocast=true)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (same as test.bf16=true)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ava_detect.engine import distributed as du
     from ava_detect.engine.testing import run_test
 
-    cfg = config_from_args(args, [("test.output_dir", args.output_dir), ("test.autocast", True if args.bf16 else None)])
+    cfg = config_from_args(args, [("test.output_dir", args.output_dir), ("test.bf16", True if args.bf16 else None)])
     try:
         tested = run_test(cfg, args.weights, progress=None if args.no_progress else progress_bar)
     finally:

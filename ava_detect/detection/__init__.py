@@ -3,31 +3,54 @@
 Backends: torchvision's Faster R-CNN (:class:`TorchvisionPersonDetector`, the default), a detectron2
 model-zoo detector when detectron2 is installed (imported only when chosen), and precomputed AVA
 box CSVs (:class:`CsvPersonDetector`). :func:`build_detector` reads the ``detector`` section of
-the config once.
+the config once. :func:`detect_videos` runs a detector over the keyframes of many videos into one
+AVA box CSV (resumable).
+
+Importing this package is cheap (no torch): the command line reads :data:`BACKENDS` to list its
+choices, and the names below are imported on first use.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Union
-
-import torch
-
-from ava_detect.detection.base import Detections, FrameKey, PersonDetector, as_frame_list, empty_detections
-from ava_detect.detection.csv_backend import CsvPersonDetector
-from ava_detect.errors import AvaDetectError
+import importlib
+from typing import TYPE_CHECKING, Any, Dict, Union
 
 if TYPE_CHECKING:
-    from ava_detect.config import Config
+    import torch
 
-#: The backends :func:`build_detector` knows.
-BACKENDS = ("torchvision", "detectron2", "csv")
+    from ava_detect.config import Config, DetectorConfig
+    from ava_detect.detection.base import PersonDetector
 
-__all__ = ["BACKENDS", "CsvPersonDetector", "Detections", "FrameKey", "PersonDetector", "as_frame_list",
-           "build_detector", "empty_detections"]
+#: Backend name (``detector.backend``, ``--detector``) -> the module that implements it. Each module
+#: has ``build(d: DetectorConfig, *, device, progress) -> PersonDetector`` and is imported only when
+#: its backend is chosen. A new backend is one module plus one line here.
+BACKENDS: Dict[str, str] = {
+    "torchvision": "ava_detect.detection.torchvision_backend",
+    "detectron2": "ava_detect.detection.detectron2_backend",
+    "csv": "ava_detect.detection.csv_backend",
+}
+
+#: Public names -> the module that defines them (imported on first access).
+_LAZY = {
+    "Detections": "ava_detect.detection.base", "FrameKey": "ava_detect.detection.base",
+    "PersonDetector": "ava_detect.detection.base", "as_frame_list": "ava_detect.detection.base",
+    "empty_detections": "ava_detect.detection.base", "CsvPersonDetector": "ava_detect.detection.csv_backend",
+    "DetectResult": "ava_detect.detection.videos", "DetectProgress": "ava_detect.detection.videos",
+    "detect_videos": "ava_detect.detection.videos",
+}
+
+__all__ = ["BACKENDS", "build_detector", *_LAZY]
 
 
-def build_detector(cfg: "Config", *, device: Union[str, torch.device] = "cpu", progress: bool = True) -> PersonDetector:
-    """The person detector described by ``cfg.detector``.
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def build_detector(cfg: Union["Config", "DetectorConfig"], *, device: Union[str, "torch.device"] = "cpu",
+                   progress: bool = True) -> "PersonDetector":
+    """The person detector described by ``cfg.detector`` (or by a ``DetectorConfig`` section itself).
 
     Args:
         device: where a neural detector runs.
@@ -37,27 +60,10 @@ def build_detector(cfg: "Config", *, device: Union[str, torch.device] = "cpu", p
         AvaDetectError: unknown backend, a missing box CSV, detectron2 not installed, weights that
             cannot be downloaded or do not fit.
     """
-    d = cfg.detector
-    if d.backend == "csv":
-        if not d.boxes_csv:
-            raise AvaDetectError("the csv person detector needs a box CSV: --boxes FILE (config: detector.boxes_csv)")
-        return CsvPersonDetector(path=d.boxes_csv, score_threshold=d.score_threshold, format=d.boxes_format)
-    if d.min_size < 1 or d.max_size < d.min_size:
-        raise AvaDetectError(f"detector input size: need 1 <= min_size <= max_size, got min_size={d.min_size}, "
-                             f"max_size={d.max_size}", "config")
-    if d.proposals < 1:
-        raise AvaDetectError(f"detector.proposals must be >= 1, got {d.proposals}", "config")
-    if d.backend == "torchvision":
-        from ava_detect.detection.torchvision_backend import TorchvisionPersonDetector
+    from ava_detect.errors import AvaDetectError
 
-        return TorchvisionPersonDetector(weights=d.weights, score_threshold=d.score_threshold, min_size=d.min_size,
-                                         max_size=d.max_size, proposals=d.proposals, batch_size=d.batch_size,
-                                         device=device, progress=progress)
-    if d.backend == "detectron2":
-        from ava_detect.detection.detectron2_backend import Detectron2PersonDetector
-
-        return Detectron2PersonDetector(config=d.detectron2_config, weights=d.weights,
-                                        score_threshold=d.score_threshold, min_size=d.min_size, max_size=d.max_size,
-                                        batch_size=d.batch_size, device=device)
-    raise AvaDetectError(f"unknown person detector backend {d.backend!r}; expected one of {', '.join(BACKENDS)}",
-                         "config")
+    d = getattr(cfg, "detector", cfg)
+    if d.backend not in BACKENDS:
+        raise AvaDetectError(f"unknown person detector backend {d.backend!r}; expected one of "
+                             f"{', '.join(BACKENDS)}", "config")
+    return importlib.import_module(BACKENDS[d.backend]).build(d, device=device, progress=progress)

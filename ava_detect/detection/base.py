@@ -9,10 +9,13 @@ implements :class:`PersonDetector`. Boxes follow the project's one convention: f
 from __future__ import annotations
 
 import abc
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from ava_detect.config import DetectorConfig
 
 #: One frame's detections: ``(boxes float Tensor[K,4] pixel xyxy, scores float Tensor[K] in [0,1])``.
 Detections = Tuple[torch.Tensor, torch.Tensor]
@@ -38,6 +41,21 @@ def as_frame_list(frames: Frames) -> List[torch.Tensor]:
         if f.dim() != 3 or f.shape[-1] != 3 or f.dtype != torch.uint8:
             raise ValueError(f"each frame must be uint8 [H,W,3] RGB, got {f.dtype} {tuple(f.shape)}")
     return out
+
+
+def check_input_size(d: "DetectorConfig") -> None:
+    """The resize settings of a neural backend's ``DetectorConfig`` ``d``.
+
+    Raises:
+        AvaDetectError: unless ``1 <= min_size <= max_size`` and ``proposals >= 1``.
+    """
+    from ava_detect.errors import AvaDetectError
+
+    if d.min_size < 1 or d.max_size < d.min_size:
+        raise AvaDetectError(f"detector input size: need 1 <= min_size <= max_size, got min_size={d.min_size}, "
+                             f"max_size={d.max_size}", "config")
+    if d.proposals < 1:
+        raise AvaDetectError(f"detector.proposals must be >= 1, got {d.proposals}", "config")
 
 
 def empty_detections() -> Detections:

@@ -21,7 +21,7 @@ import csv
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from ava_detect.data.ava_files import BOX_COLUMNS, group_boxes, read_ground_trut
 from ava_detect.detection.base import Detections, FrameKey, Frames, PersonDetector, as_frame_list, empty_detections
 from ava_detect.errors import AvaDetectError
 from ava_detect.structures import image_key, normalized_to_pixels
+
+if TYPE_CHECKING:
+    from ava_detect.config import DetectorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -132,3 +135,11 @@ class CsvPersonDetector(PersonDetector):
 
     def describe(self) -> str:
         return f"boxes from {self.path} ({self.format.replace('_', ' ')}; score >= {self.score_threshold:g})"
+
+
+def build(d: "DetectorConfig", *, device: Union[str, torch.device] = "cpu", progress: bool = True) -> CsvPersonDetector:
+    """The ``csv`` backend of :func:`~ava_detect.detection.build_detector` (``d``: the ``DetectorConfig``;
+    ``device`` and ``progress`` are unused)."""
+    if not d.boxes_csv:
+        raise AvaDetectError("the csv person detector needs a box CSV: --boxes FILE (config: detector.boxes_csv)")
+    return CsvPersonDetector(path=d.boxes_csv, score_threshold=d.score_threshold, format=d.boxes_format)

@@ -10,12 +10,15 @@ downloads it on first use) or a local file.
 from __future__ import annotations
 
 import logging
-from typing import List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Union
 
 import torch
 
-from ava_detect.detection.base import Detections, FrameKey, Frames, PersonDetector, as_frame_list
+from ava_detect.detection.base import Detections, FrameKey, Frames, PersonDetector, as_frame_list, check_input_size
 from ava_detect.errors import AvaDetectError
+
+if TYPE_CHECKING:
+    from ava_detect.config import DetectorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -117,3 +120,12 @@ class Detectron2PersonDetector(PersonDetector):
 
     def describe(self) -> str:
         return f"detectron2 ({self.weights}; person score >= {self.score_threshold:g})"
+
+
+def build(d: "DetectorConfig", *, device: Union[str, torch.device] = "cpu", progress: bool = True) -> Detectron2PersonDetector:
+    """The ``detectron2`` backend of :func:`~ava_detect.detection.build_detector` (``d``: the
+    ``DetectorConfig``; detectron2 shows its own download progress)."""
+    check_input_size(d)
+    return Detectron2PersonDetector(config=d.detectron2_config, weights=d.weights,
+                                    score_threshold=d.score_threshold, min_size=d.min_size, max_size=d.max_size,
+                                    batch_size=d.batch_size, device=device)

@@ -49,38 +49,45 @@ def parse_second_range(text: str) -> Tuple[int, int]:
 
 
 def keyframe_seconds(
-    *, duration: float, second_offset: int, every: Optional[int] = None, seconds: Optional[Tuple[int, int]] = None,
+    *, duration: float, second_offset: int, every: Optional[float] = None, seconds: Optional[Tuple[int, int]] = None,
 ) -> List[int]:
     """The keyframe seconds of a video ``duration`` seconds long, inside the video.
 
     Args:
         duration: seconds of the video file.
         second_offset: the second of file time 0 (900 for prepared AVA videos).
-        every: keyframes every this many seconds from file time 0 (``second_offset``, ``second_offset + every``, ...).
+        every: seconds between keyframes, from file time 0 (``second_offset``, ``second_offset + every``, ...;
+            default 1). AVA keys are whole seconds, so ``every`` is a whole number of seconds (``2`` or ``2.0``).
         seconds: ``(first, last)`` inclusive range of seconds instead (e.g. AVA's ``(902, 1798)``).
 
     Returns:
         Sorted seconds ``s`` with file time ``s - second_offset`` in ``[0, duration)``.
+
+    Raises:
+        AvaDetectError: ``every`` is not a whole number of seconds >= 1.
     """
     if seconds is not None:
         lo, hi = seconds
         candidates = range(lo, hi + 1)
     else:
-        step = int(every or 1)
-        if step < 1:
-            raise AvaDetectError(f"--every must be a whole number of seconds >= 1, got {every}")
+        step = 1.0 if every is None else float(every)
+        if not (step >= 1 and step == int(step)):
+            raise AvaDetectError(f"--every: keyframes of an AVA box CSV are whole seconds apart; expected a whole "
+                                 f"number of seconds >= 1, got {every:g}")
+        step = int(step)
         candidates = range(second_offset, second_offset + max(int(math.ceil(duration)), 0) + 1, step)
     return [s for s in candidates if 0 <= s - second_offset < duration - 1e-6]
 
 
 @dataclass
-class KeyframeBoxes:
+class KeyframeDetections:
     """Detections at one keyframe.
 
     Attributes:
         second: the keyframe's second (AVA time axis).
         boxes: ``float Tensor[K,4]`` pixel ``(x1, y1, x2, y2)`` of the ``width x height`` frame.
         scores: ``float Tensor[K]``.
+        width, height: of the frame the boxes are in (pixels).
     """
 
     second: int
@@ -93,7 +100,7 @@ class KeyframeBoxes:
 def detect_keyframes(
     path: PathLike, *, detector: PersonDetector, video_id: str, seconds: Sequence[int], second_offset: int,
     num_frames: int, fps: int = FPS, chunk: int = 8,
-) -> Iterator[KeyframeBoxes]:
+) -> Iterator[KeyframeDetections]:
     """Run ``detector`` on the keyframes ``seconds`` of one video, ``chunk`` frames decoded at a time.
 
     Args:
@@ -102,7 +109,7 @@ def detect_keyframes(
         num_frames: frames of the video on the ``fps`` axis (:func:`~ava_detect.data.video.probe_video`).
 
     Yields:
-        :class:`KeyframeBoxes` in the order of ``seconds``.
+        :class:`KeyframeDetections` in the order of ``seconds``.
 
     Raises:
         AvaDetectError: an unreadable or truncated video (naming it and the second).
@@ -114,4 +121,4 @@ def detect_keyframes(
         height, width = int(frames.shape[1]), int(frames.shape[2])
         found = detector.detect(frames, keys=[(video_id, s) for s in part])
         for s, (boxes, scores) in zip(part, found):
-            yield KeyframeBoxes(second=s, boxes=boxes, scores=scores, width=width, height=height)
+            yield KeyframeDetections(second=s, boxes=boxes, scores=scores, width=width, height=height)

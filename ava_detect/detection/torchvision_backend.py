@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 
-from ava_detect.detection.base import Detections, FrameKey, Frames, PersonDetector, as_frame_list
+from ava_detect.detection.base import Detections, FrameKey, Frames, PersonDetector, as_frame_list, check_input_size
 from ava_detect.errors import AvaDetectError
 from ava_detect.serialization import UnreadableTorchFile, load_torch_file
+
+if TYPE_CHECKING:
+    from ava_detect.config import DetectorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -183,3 +186,12 @@ class TorchvisionPersonDetector(PersonDetector):
 
     def describe(self) -> str:
         return f"torchvision fasterrcnn_resnet50_fpn_v2 ({self.weights}; person score >= {self.score_threshold:g})"
+
+
+def build(d: "DetectorConfig", *, device: Union[str, torch.device] = "cpu",
+          progress: bool = True) -> TorchvisionPersonDetector:
+    """The ``torchvision`` backend of :func:`~ava_detect.detection.build_detector` (``d``: the ``DetectorConfig``)."""
+    check_input_size(d)
+    return TorchvisionPersonDetector(weights=d.weights, score_threshold=d.score_threshold, min_size=d.min_size,
+                                     max_size=d.max_size, proposals=d.proposals, batch_size=d.batch_size,
+                                     device=device, progress=progress)

@@ -105,7 +105,7 @@ def evaluate_split(
     dataset = dataset if dataset is not None else build_dataset(cfg, split)
     evaluator = build_evaluator(cfg, split)
     stats = predict_into(model, dataset, evaluator, class_ids=dataset.class_ids, batch_size=cfg.test.batch_size,
-                         num_workers=cfg.data.num_workers, device=device, bf16=cfg.test.autocast,
+                         num_workers=cfg.data.num_workers, device=device, bf16=cfg.test.bf16,
                          progress=progress)
     result = evaluator.evaluate()
     return {"mAP": float(result.mAP), "result": result, "evaluator": evaluator, **stats}

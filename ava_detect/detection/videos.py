@@ -1,0 +1,222 @@
+"""Person boxes at the keyframes of many videos -> one AVA predicted-box CSV (the input of ``test``
+and ``train``), resumable; optionally compared with ground-truth boxes.
+
+Rows: ``video_id,second,x1,y1,x2,y2,,score`` (coordinates normalised to [0, 1], no header). The video
+id is the file name without its suffix. Keyframe second ``s`` is file time ``s - second_offset``
+(:func:`~ava_detect.detection.keyframes.keyframe_seconds`).
+
+Resumable: each finished video is kept in a folder beside the output (``.OUT.parts/``) together with
+the settings it was made with; a second call with the same settings skips finished videos (other
+settings, or ``restart``, start over). The output appears only when all videos are done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import pandas as pd
+import torch
+
+from ava_detect.data.ava_files import read_ground_truth, read_predicted_boxes, write_predicted_boxes
+from ava_detect.data.constants import FPS
+from ava_detect.data.video import VideoInfo, list_videos, probe_video
+from ava_detect.detection import build_detector, keyframes
+from ava_detect.detection.base import PersonDetector
+from ava_detect.detection.evaluation import PersonBoxReport, evaluate_person_boxes
+from ava_detect.errors import AvaDetectError
+from ava_detect.io import atomic_open
+from ava_detect.structures import pixels_to_normalized
+
+if TYPE_CHECKING:
+    from ava_detect.config import DetectorConfig
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+#: One video to do: (file, its facts, its keyframe seconds).
+_Job = Tuple[Path, VideoInfo, List[int]]
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    """What :func:`detect_videos` did.
+
+    Attributes:
+        out: the box CSV written. videos: videos in it; resumed: of those, finished by an earlier call.
+        keyframes: keyframes detected over all videos; boxes: rows written.
+        report: person-box AP and recall against the ground truth, when one was given.
+    """
+
+    out: Path
+    videos: int
+    resumed: int
+    keyframes: int
+    boxes: int
+    report: Optional[PersonBoxReport] = None
+
+
+class DetectProgress:
+    """What :func:`detect_videos` reports while it runs: these methods do nothing; the command line passes
+    an object with the same two methods that prints and shows a progress bar."""
+
+    def start(self, *, videos: int, resumed: int, keyframes: int, detector: Optional[str]) -> None:
+        """Before detecting: ``videos`` in all, ``resumed`` already done, ``keyframes`` to detect, and the
+        detector's one-line description (None when nothing is left to detect)."""
+
+    def keyframe(self, video: Path) -> None:
+        """One keyframe of ``video`` detected."""
+
+
+def find_videos(paths: Sequence[PathLike]) -> List[Path]:
+    """Video files of ``paths`` (files, and the videos of folders), each once, in order.
+
+    Raises:
+        AvaDetectError: a missing path or a folder without videos.
+    """
+    videos = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = list_videos(p)
+            if not found:
+                raise AvaDetectError("folder has no video files", p)
+            videos.extend(found)
+        elif p.exists():
+            videos.append(p)
+        else:
+            raise AvaDetectError("video file or folder not found", p)
+    return list(dict.fromkeys(videos))
+
+
+def _check_outputs(videos: Sequence[Path], out: Path) -> None:
+    ids: Dict[str, Path] = {}
+    for v in videos:
+        if v.resolve() == out.resolve():
+            raise AvaDetectError("refusing to overwrite an input video; choose another --out", out)
+        if v.stem in ids and ids[v.stem] != v.resolve():
+            raise AvaDetectError(f"two videos have the id {v.stem!r}: {ids[v.stem]} and {v}", v)
+        ids[v.stem] = v.resolve()
+    if out.is_dir():
+        raise AvaDetectError("--out is a folder; expected a CSV file name", out)
+
+
+def _open_parts(out: Path, settings: Dict[str, Any], restart: bool) -> Path:
+    """The folder of finished videos beside ``out``, emptied unless it holds results of ``settings``."""
+    parts = out.parent / f".{out.name}.parts"
+    settings_file = parts / "settings.json"
+    if parts.is_dir():
+        old = None
+        try:
+            old = json.loads(settings_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+        if restart or old != settings:
+            if not restart:
+                logger.warning("%s holds results of other settings; starting over", parts)
+            shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    with atomic_open(settings_file, "w", encoding="utf-8") as f:
+        json.dump(settings, f)
+    return parts
+
+
+def _detect_video(job: _Job, detector: PersonDetector, *, second_offset: int, chunk: int, parts: Path,
+                  progress: DetectProgress) -> None:
+    """Detect one video's keyframes into ``parts/<id>.csv``, then mark it done (``parts/<id>.json``)."""
+    v, info, secs = job
+    rows = []
+    for kb in keyframes.detect_keyframes(v, detector=detector, video_id=v.stem, seconds=secs,
+                                         second_offset=second_offset, num_frames=info.num_frames, chunk=chunk):
+        norm = pixels_to_normalized(kb.boxes, kb.width, kb.height).numpy()
+        for box, score in zip(norm, kb.scores.tolist()):
+            rows.append((v.stem, kb.second, *box.tolist(), score))
+        progress.keyframe(v)
+    df = pd.DataFrame(rows, columns=["video_id", "second", "x1", "y1", "x2", "y2", "score"])
+    write_predicted_boxes(parts / f"{v.stem}.csv", df)
+    with atomic_open(parts / f"{v.stem}.json", "w", encoding="utf-8") as f:  # written last: the video is done
+        json.dump({"video": str(v), "seconds": secs, "width": info.width, "height": info.height,
+                   "boxes": len(rows)}, f)
+
+
+def _join(plan: Sequence[_Job], parts: Path,
+          out: Path) -> Tuple[List[Tuple[str, int]], Dict[str, Tuple[int, int]], int]:
+    """Concatenate the finished videos into ``out``; returns (keys detected, (width, height) per video, rows)."""
+    detected_keys, sizes, n_boxes = [], {}, 0
+    with atomic_open(out, "w", encoding="utf-8", newline="") as f:
+        for v, _, _ in plan:
+            meta = json.loads((parts / f"{v.stem}.json").read_text(encoding="utf-8"))
+            detected_keys += [(v.stem, int(s)) for s in meta["seconds"]]
+            sizes[v.stem] = (int(meta["width"]), int(meta["height"]))
+            n_boxes += int(meta["boxes"])
+            f.write((parts / f"{v.stem}.csv").read_text(encoding="utf-8"))
+    return detected_keys, sizes, n_boxes
+
+
+def detect_videos(
+    videos: Sequence[PathLike],
+    out: PathLike,
+    *,
+    detector: "DetectorConfig",
+    device: Union[str, torch.device] = "cpu",
+    every: Optional[float] = None,
+    seconds: Optional[Tuple[int, int]] = None,
+    second_offset: int = 900,
+    ground_truth: Optional[PathLike] = None,
+    restart: bool = False,
+    progress: Optional[DetectProgress] = None,
+) -> DetectResult:
+    """Detect people at the keyframes of ``videos`` and write one AVA box CSV ``out`` (see the module docstring).
+
+    Args:
+        videos: video files and / or folders of videos.
+        out: the box CSV to write.
+        detector: the ``detector`` config section (backend, weights, threshold, sizes, batch size).
+        device: where a neural detector runs (built only when some video is left to detect).
+        every: seconds between keyframes from file time 0 (a whole number; default 1), or
+        seconds: ``(first, last)`` keyframe seconds instead, e.g. ``(902, 1798)``.
+        second_offset: the second of file time 0 (900: prepared AVA videos; 0: plain clips).
+        ground_truth: AVA ground-truth CSV to compare the boxes with (read before the long part).
+        restart: discard the finished videos of an earlier call.
+        progress: told what is being done (:class:`DetectProgress`).
+
+    Raises:
+        AvaDetectError: missing or unreadable videos, two videos with one id, an output that is an
+            input or a folder, a bad ground-truth file, detector errors. ``out`` is written only at the end.
+    """
+    progress = progress or DetectProgress()
+    out = Path(out)
+    found = find_videos(videos)
+    _check_outputs(found, out)
+    gt = read_ground_truth(ground_truth) if ground_truth else None
+    plan = []
+    for v in found:
+        info = probe_video(v, fps=FPS)
+        plan.append((v, info, keyframes.keyframe_seconds(duration=info.duration, second_offset=second_offset,
+                                                         every=every, seconds=seconds)))
+    settings = {"backend": detector.backend, "weights": detector.weights, "boxes_csv": detector.boxes_csv,
+                "boxes_format": detector.boxes_format, "detectron2_config": detector.detectron2_config,
+                "score_threshold": detector.score_threshold, "min_size": detector.min_size,
+                "max_size": detector.max_size, "every": every if every is None else int(every),
+                "seconds": None if seconds is None else "{}-{}".format(*seconds), "second_offset": second_offset}
+    parts = _open_parts(out, settings, restart)
+    todo = [job for job in plan if not (parts / f"{job[0].stem}.json").is_file()]
+    model = build_detector(detector, device=device) if todo else None
+    progress.start(videos=len(plan), resumed=len(plan) - len(todo), keyframes=sum(len(s) for _, _, s in todo),
+                   detector=model.describe() if model is not None else None)
+    for job in todo:
+        _detect_video(job, model, second_offset=second_offset, chunk=max(1, detector.batch_size), parts=parts,
+                      progress=progress)
+    detected_keys, sizes, n_boxes = _join(plan, parts, out)
+    shutil.rmtree(parts)
+    logger.debug("wrote %s: %d boxes at %d keyframes of %d videos", out, n_boxes, len(detected_keys), len(plan))
+    report = None
+    if gt is not None:
+        report = evaluate_person_boxes(ground_truth=gt, detections=read_predicted_boxes(out),
+                                       detected_keys=detected_keys, image_sizes=sizes)
+    return DetectResult(out=out, videos=len(plan), resumed=len(plan) - len(todo), keyframes=len(detected_keys),
+                        boxes=n_boxes, report=report)
