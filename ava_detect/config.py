@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -173,6 +174,10 @@ class TrainConfig:
     seed: int = 0
     #: Weights to start from: a file or a published name (empty = random initialisation).
     weights: str = ""
+    #: Where to train: ``auto`` (``cuda`` when a GPU is available, else ``cpu``), ``cpu``, ``cuda`` or
+    #: ``cuda:N`` (one process only). Under torchrun, ``auto`` and ``cuda`` give process ``LOCAL_RANK``
+    #: the GPU ``cuda:LOCAL_RANK`` and the NCCL backend; ``cpu`` uses gloo even where CUDA exists.
+    device: str = "auto"
 
 
 @dataclass
@@ -187,6 +192,8 @@ class TestConfig:
     eval_labelmap: str = ""
     #: bf16 autocast on CPU / fp16 on GPU for inference.
     autocast: bool = False
+    #: Where to run inference: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (as ``train.device``).
+    device: str = "auto"
 
 
 @dataclass
@@ -294,7 +301,23 @@ def _deep_merge(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+#: Values of ``train.device`` and ``test.device``.
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+_DEVICE_KEYS = ("train", "test")
+
+
+def _check_devices(data: Union[Dict[str, Any], DictConfig], source: str) -> None:
+    """The device keys set in ``data`` (one file, override or checkpoint) name a device we can use."""
+    for section in _DEVICE_KEYS:
+        part = data.get(section) if hasattr(data, "get") else None
+        value = part.get("device") if hasattr(part, "get") else None
+        if value is not None and not (isinstance(value, str) and DEVICE_PATTERN.fullmatch(value)):
+            raise AvaDetectError(f"bad value for config key '{section}.device': expected auto, cpu, cuda or "
+                                 f"cuda:N (N = GPU index), found {value!r}", source)
+
+
 def _merge_checked(schema: DictConfig, data: Union[Dict[str, Any], DictConfig], source: str) -> DictConfig:
+    _check_devices(data, source)
     try:
         return OmegaConf.merge(schema, data)
     except OmegaConfBaseException as e:

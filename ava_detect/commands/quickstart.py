@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             "--csv", str(out / f"{video_id}.csv"), "--json", str(out / f"{video_id}.json"),
             "--config", str(resolved), "--weights", str(weights), "--detector", "csv",
             "--boxes", str(data / cfg.data.val_boxes), "--second-offset", "900",
-            "--labelmap", str(data / cfg.data.labelmap),
+            "--labelmap", str(data / cfg.data.labelmap), "--device", cfg.test.device,
         ])
         if code:
             return code

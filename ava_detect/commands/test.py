@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.test.autocast = True
     out = Path(cfg.test.output_dir)
     try:
-        device = du.init_from_env()
+        device = du.init_from_env(cfg.test.device)
         main = du.is_main_process()
         model = build_model(cfg)
         report = load_weights(model, args.weights)
