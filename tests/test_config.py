@@ -9,7 +9,7 @@ import yaml
 from ava_detect.config import Config, config_from_dict, config_to_dict, load_config, save_config
 from ava_detect.errors import AvaDetectError
 
-from conftest import ROOT
+from common import ROOT
 
 
 def test_defaults():
