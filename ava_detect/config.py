@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -206,6 +207,10 @@ class TrainConfig:
     seed: int = 0
     #: Weights to start from: a file or a published name (empty = random initialisation).
     weights: str = ""
+    #: Where to train: ``auto`` (``cuda`` when a GPU is available, else ``cpu``), ``cpu``, ``cuda`` or
+    #: ``cuda:N`` (one process only). Under torchrun, ``auto`` and ``cuda`` give process ``LOCAL_RANK``
+    #: the GPU ``cuda:LOCAL_RANK`` and the NCCL backend; ``cpu`` uses gloo even where CUDA exists.
+    device: str = "auto"
 
 
 @dataclass
@@ -222,6 +227,8 @@ class TestConfig:
     #: faster on CPUs with bf16 units and on GPUs; probabilities differ from fp32 by about 1e-2.
     #: (Formerly ``test.autocast`` and ``annotate.bf16``; those keys still load, with a warning.)
     bf16: bool = False
+    #: Where to run inference: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (as ``train.device``).
+    device: str = "auto"
 
 
 @dataclass
@@ -398,7 +405,23 @@ def _rename_old_keys(data: Dict[str, Any], source: str) -> Dict[str, Any]:
     return out
 
 
+#: Values of ``train.device`` and ``test.device``.
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+_DEVICE_KEYS = ("train", "test")
+
+
+def _check_devices(data: Union[Dict[str, Any], DictConfig], source: str) -> None:
+    """The device keys set in ``data`` (one file, override or checkpoint) name a device we can use."""
+    for section in _DEVICE_KEYS:
+        part = data.get(section) if hasattr(data, "get") else None
+        value = part.get("device") if hasattr(part, "get") else None
+        if value is not None and not (isinstance(value, str) and DEVICE_PATTERN.fullmatch(value)):
+            raise AvaDetectError(f"bad value for config key '{section}.device': expected auto, cpu, cuda or "
+                                 f"cuda:N (N = GPU index), found {value!r}", source)
+
+
 def _merge_checked(schema: DictConfig, data: Union[Dict[str, Any], DictConfig], source: str) -> DictConfig:
+    _check_devices(data, source)
     try:
         return OmegaConf.merge(schema, data)
     except OmegaConfBaseException as e:

@@ -1,33 +1,17 @@
-"""Shared test fixtures.
-
-Reference data lives in two places: small files copied into ``tests/fixtures`` (always there)
-and large ones in ``../shared`` beside the project (there in CI; absent in a user's clone, where
-the tests that need it skip with a reason).
-"""
+"""Shared test fixtures (plain values and functions shared by the test files are in ``common.py``)."""
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("AVA_DETECT_SHARED", ROOT.parent / "shared"))
-FIXTURES = ROOT / "tests" / "fixtures"
+from common import FIXTURES, QUICKSTART_OVERRIDES, QUICKSTART_SET, shared_path
 
 # Two cores in CI: keep torch from oversubscribing when several things run.
 torch.set_num_threads(min(2, torch.get_num_threads()))
-
-
-def shared_path(relative: str) -> Path:
-    """Path inside ``../shared``; skips the calling test when it is absent."""
-    path = SHARED / relative
-    if not path.exists():
-        pytest.skip(f"needs {relative} from the shared reference data (../shared), which is not present")
-    return path
 
 
 @pytest.fixture
@@ -68,14 +52,6 @@ def detector_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("det") / "frcnn.pth"
     torch.save(state, path)
     return path
-
-
-#: The shortened quickstart the tests run: a smaller synthetic set (12 videos, 8 train + 4 val, x 12 s at
-#: 160x120 -> 72 training keyframes, about 250 people, and 36 validation keyframes) and 20 epochs of 9
-#: steps of the quickstart recipe (configs/synthetic/slowfast_tiny.yaml; its 112 px inputs fit these
-#: frames as they fit the default 320x240 set). About 2 minutes on 2 cores.
-QUICKSTART_SET = ["--videos", "12", "--seconds", "12", "--size", "160x120"]
-QUICKSTART_OVERRIDES = ["train.epochs=20", "train.eval_period=0", "train.checkpoint_period=0"]
 
 
 @pytest.fixture(scope="session")

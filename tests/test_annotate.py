@@ -26,7 +26,7 @@ from ava_detect.model.base import InputSpec
 from ava_detect.detection import CsvPersonDetector
 from ava_detect.errors import AvaDetectError
 from ava_detect.model import build_model, save_checkpoint
-from tests.conftest import shared_path
+from common import CPU, shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
@@ -192,8 +192,14 @@ def check_annotate_against_test(work: Path, tmp_path: Path, monkeypatch) -> Tupl
     people = _gt_boxes_csv(data / cfg.data.val_gt, boxes_csv)
     names = read_labelmap(data / cfg.data.labelmap).names
 
+    from ava_detect.engine import distributed
+
+    devices = []  # where ``test`` ran: the comparison holds on the CPU, whatever the machine has
+    init = distributed.init_from_env
+    monkeypatch.setattr(distributed, "init_from_env", lambda *a, **k: devices.append(init(*a, **k)) or devices[-1])
     assert cli.main(["test", "--config", str(config), "--weights", str(weights), "--no-progress",
-                     "--output-dir", str(tmp_path / "test"), f"data.val_boxes={boxes_csv}"]) == 0
+                     "--output-dir", str(tmp_path / "test"), f"data.val_boxes={boxes_csv}", "test.device=cpu"]) == 0
+    assert devices == [torch.device("cpu")]
     tested = read_detections(tmp_path / "test" / "detections.csv")
 
     video_id = str(people["video_id"].iloc[0])
@@ -273,7 +279,7 @@ def test_full_quickstart_learns_and_draws_the_right_labels(tmp_path, monkeypatch
     and on the annotated validation video the best label drawn is one of the person's ground-truth
     actions for at least RIGHT_TOP_LABEL of the people."""
     work = tmp_path / "quickstart"
-    assert cli.main(["quickstart", "--workdir", str(work)]) == 0
+    assert cli.main(["quickstart", "--workdir", str(work), *CPU]) == 0
     report = json.loads((work / "test" / "report.json").read_text())
     assert report["mAP"] >= 0.70, report
     right, people = check_annotate_against_test(work, tmp_path / "check", monkeypatch)

@@ -13,7 +13,7 @@ from ava_detect.data import ava_files as af
 from ava_detect.data.constants import labelmap_60_path, labelmap_80_path
 from ava_detect.errors import AvaDetectError
 
-from conftest import FIXTURES
+from common import FIXTURES
 
 EXCERPT = FIXTURES / "eval" / "ava_val_excerpt"
 

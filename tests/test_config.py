@@ -18,7 +18,7 @@ from ava_detect.config import (
 )
 from ava_detect.errors import AvaDetectError
 
-from conftest import ROOT
+from common import ROOT
 
 
 def test_defaults():

@@ -15,7 +15,7 @@ from ava_detect.data.labelmaps import resolve_labelmap
 from ava_detect.data.layout import DatasetLayout, resolve_data_path
 from ava_detect.errors import AvaDetectError
 
-from conftest import ROOT
+from common import ROOT
 
 
 def test_config_defaults_are_the_layout():

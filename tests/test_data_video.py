@@ -11,7 +11,7 @@ import torch
 from ava_detect.data.video import (
     FrameFolder, VideoFolder, frame_to_rgb, iter_video_frames, probe_video, read_video_frames)
 from ava_detect.errors import AvaDetectError
-from conftest import shared_path
+from common import shared_path
 
 W, H = 128, 96
 

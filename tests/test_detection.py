@@ -19,7 +19,7 @@ from ava_detect.detection import CsvPersonDetector, build_detector
 from ava_detect.detection.evaluation import evaluate_person_boxes
 from ava_detect.detection.keyframes import keyframe_seconds, parse_second_range
 from ava_detect.errors import AvaDetectError
-from tests.conftest import shared_path
+from common import shared_path
 
 SMALL = ["detector.min_size=128", "detector.max_size=192", "detector.proposals=30"]
 
@@ -234,7 +234,7 @@ def test_detect_command_refuses_to_overwrite_a_video(synthetic, capsys):
     video = next((synthetic / "videos").glob("*.mp4"))
     before = video.read_bytes()
     rc = cli.main(["detect", "--videos", str(video), "--out", str(video), "--detector", "csv",
-                   "--boxes", str(synthetic / "annotations" / "val.csv")])
+                   "--boxes", str(synthetic / "annotations" / "val.csv"), "--device", "cpu"])
     assert rc == 2 and "refusing to overwrite" in capsys.readouterr().err
     assert video.read_bytes() == before
 

@@ -1,11 +1,11 @@
-"""Training engine: schedule, optimiser, NaN stop, exact resume after SIGKILL, and DDP on CPU (gloo)."""
+"""Training engine: schedule, optimiser, NaN stop, the device setting, and ``ava-detect train`` run as a
+command: exact resume after SIGKILL (with data-loader workers), and DDP under ``torchrun`` on CPU (gloo)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +20,7 @@ from ava_detect.engine.checkpointing import load_training_checkpoint, save_train
 from ava_detect.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from ava_detect.errors import AvaDetectError
 
-from conftest import ROOT
+from common import CPU, ROOT, command, subprocess_env
 
 
 # A configuration small enough for CPU tests: the tiny SlowFast at 64 px, 8 frames.
@@ -29,7 +29,7 @@ TINY = [
     "data.labelmap=annotations/labelmap.pbtxt", "data.num_workers=0",
     "data.train_jitter_min=64", "data.train_jitter_max=80", "data.train_crop_size=64", "data.test_short_side=64",
     "train.batch_size=2", "train.reference_batch_size=2", "train.base_lr=0.05", "train.warmup_epochs=0",
-    "train.eval_period=0", "train.amp=false", "test.batch_size=2",
+    "train.eval_period=0", "train.amp=false", "test.batch_size=2", *CPU,
 ]
 
 
@@ -90,6 +90,73 @@ def test_checkpoint_is_safe_and_atomic(tmp_path, monkeypatch):
         load_training_checkpoint(tmp_path / "foreign.pth")
 
 
+# ----------------------------------------------------------------------------- the device
+
+
+def test_device_setting_is_checked_where_it_is_set(tmp_path, capsys):
+    from ava_detect import cli
+
+    assert (load_config().train.device, load_config().test.device) == ("auto", "auto")
+    cfg = load_config(None, ["train.device=cuda:1", "test.device=cpu"])
+    assert (cfg.train.device, cfg.test.device) == ("cuda:1", "cpu")
+    with pytest.raises(AvaDetectError, match=r"^command line: bad value for config key 'train.device': "
+                                             r"expected auto, cpu, cuda or cuda:N .*found 'gpu'"):
+        load_config(None, ["train.device=gpu"])
+    path = tmp_path / "c.yaml"
+    path.write_text("test:\n  device: cuda:x\n")
+    with pytest.raises(AvaDetectError, match=r"c.yaml: bad value for config key 'test.device'.*found 'cuda:x'"):
+        load_config(path)
+    assert cli.main(["test", "--weights", "w.pth", "test.device=cuda1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("ava-detect test: error: command line: bad value for config key 'test.device': expected auto, "
+                   "cpu, cuda or cuda:N (N = GPU index), found 'cuda1'")
+
+
+def test_select_device(monkeypatch):
+    from ava_detect.engine.distributed import select_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert select_device("auto") == select_device("cpu") == torch.device("cpu")
+    with pytest.raises(AvaDetectError, match="no CUDA GPU is available"):
+        select_device("cuda")
+    with pytest.raises(AvaDetectError, match="found 'gpu'"):
+        select_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert select_device("auto") == torch.device("cuda", 0)
+    assert select_device("auto", local_rank=1, world_size=2) == torch.device("cuda", 1)
+    assert select_device("cuda", local_rank=1, world_size=2) == torch.device("cuda", 1)
+    assert select_device("cpu", local_rank=1, world_size=2) == torch.device("cpu")
+    assert select_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(AvaDetectError, match="with 2 processes"):
+        select_device("cuda:0", world_size=2)
+    with pytest.raises(AvaDetectError, match="has 2 CUDA GPU"):
+        select_device("cuda:2")
+
+
+def test_process_group_backend_follows_the_device(monkeypatch):
+    """Under torchrun, ``cpu`` joins with gloo even where CUDA exists; ``auto`` takes cuda:LOCAL_RANK + NCCL."""
+    from ava_detect.engine import distributed as du
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", d)))
+    monkeypatch.setattr(du.dist, "init_process_group", lambda backend, **kw: calls.append(("join", backend)))
+    monkeypatch.setattr(du, "is_initialized", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert du.init_from_env("cpu") == torch.device("cpu")
+    assert calls == [("join", "gloo")]
+    calls.clear()
+    assert du.init_from_env("auto") == torch.device("cuda", 1)
+    assert calls == [("set_device", torch.device("cuda", 1)), ("join", "nccl")]
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    calls.clear()
+    assert du.init_from_env("cpu") == torch.device("cpu") and calls == []  # one process: no group
+
+
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -124,92 +191,90 @@ def test_train_writes_outputs_and_validates(tiny_data, tmp_path):
     assert load_config(out / "config.yaml").train.output_dir == str(out)
 
 
-_RUN = """
-import sys, torch
-torch.set_num_threads(1)
-from ava_detect.config import load_config
-from ava_detect.engine.trainer import train
-cfg = load_config(sys.argv[1], sys.argv[3:])
-train(cfg, resume=sys.argv[2] == "resume", progress=False)
-"""
+def _train_command(config: Path, log: Path, *extra: str) -> subprocess.Popen:
+    """``ava-detect train --config CONFIG EXTRA...`` in a child process (its own session, so that
+    whatever it started can be cleaned up), its output into ``log``."""
+    with open(log, "a", encoding="utf-8") as f:
+        return subprocess.Popen(command("train", "--config", str(config), *extra), env=subprocess_env(OMP_NUM_THREADS="1"),
+                                stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _weights(path: Path):
-    return load_training_checkpoint(path)["model"]
+def _finish(proc: subprocess.Popen, log: Path) -> None:
+    assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
 
 
-def test_resume_after_sigkill_is_exact(tiny_data, tmp_path):
-    """Train straight; separately kill a run with SIGKILL after some steps and resume it: the final
-    weights are identical (CPU, same seed)."""
+def test_train_command_resumes_after_sigkill_exactly(tiny_data, tmp_path):
+    """``ava-detect train`` straight; separately ``ava-detect train`` killed with SIGKILL after some
+    steps, then ``ava-detect train --resume``: the final weights are identical (CPU, same seed), with
+    data-loader workers as in the real recipes."""
     from ava_detect.config import save_config
 
-    extra = ["train.epochs=3", "train.checkpoint_iters=2", "model.dropout=0.5", "train.lr_policy=cosine"]
+    extra = ["train.epochs=3", "train.checkpoint_iters=2", "model.dropout=0.5", "train.lr_policy=cosine",
+             "data.num_workers=2"]
     straight_cfg = tiny_config(tiny_data, tmp_path / "straight", *extra)
     killed_cfg = tiny_config(tiny_data, tmp_path / "killed", *extra)
+    assert straight_cfg.data.num_workers == 2 and straight_cfg.train.device == "cpu"
     save_config(straight_cfg, tmp_path / "straight.yaml")
     save_config(killed_cfg, tmp_path / "killed.yaml")
-    script = tmp_path / "run.py"
-    script.write_text(_RUN)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    log = tmp_path / "train.log"
 
-    subprocess.run([sys.executable, str(script), str(tmp_path / "straight.yaml"), "fresh"], check=True, env=env,
-                   timeout=600)
+    _finish(_train_command(tmp_path / "straight.yaml", log), log)
 
     last = tmp_path / "killed" / "checkpoints" / "last.pth"
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed.yaml"), "fresh"], env=env)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if last.exists():
-            try:
-                if load_training_checkpoint(last)["iteration"] >= 3:
-                    break
-            except AvaDetectError:
-                pass
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = _train_command(tmp_path / "killed.yaml", log)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if last.exists():
+                try:
+                    if load_training_checkpoint(last)["iteration"] >= 3:
+                        break
+                except AvaDetectError:
+                    pass
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        try:  # the killed run's data-loader workers and their server, if any are left
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     killed_at = load_training_checkpoint(last)["iteration"]
     straight = load_training_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pth")
     assert killed_at < straight["iteration"]
 
-    subprocess.run([sys.executable, str(script), str(tmp_path / "killed.yaml"), "resume"], check=True, env=env,
-                   timeout=600)
+    _finish(_train_command(tmp_path / "killed.yaml", log, "--resume"), log)
+    text = log.read_text()
+    assert text.count("running on cpu") == 3 and "joined process group" not in text, text[-3000:]
+    assert f"resumed from {last} at epoch" in text
     resumed = load_training_checkpoint(last)
     assert resumed["iteration"] == straight["iteration"]
     for name, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][name]), name
 
 
-# ----------------------------------------------------------------------------- distributed (2 gloo processes)
+# ----------------------------------------------------------------------------- distributed (torchrun, 2 gloo processes)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _torchrun(log: Path, *words: str) -> None:
+    """``torchrun --standalone --nproc_per_node 2 -m ava_detect WORDS...``; its output into ``log``.
+
+    ``--standalone``: the workers meet at a store that torchrun's agent already listens on (port 0,
+    chosen by the system), so no port is picked, released and raced for.
+    """
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "ava_detect", *words]
+    with open(log, "a", encoding="utf-8") as f:
+        proc = subprocess.run(args, env=subprocess_env(OMP_NUM_THREADS="1"), stdout=f, stderr=subprocess.STDOUT,
+                              timeout=600)
+    assert proc.returncode == 0, log.read_text()[-3000:]
 
 
-_DDP = """
-import os, sys, torch
-torch.set_num_threads(1)
-from ava_detect.config import load_config
-from ava_detect.engine import distributed as du
-from ava_detect.engine.trainer import train
-from ava_detect.engine.inference import evaluate_split
-from ava_detect.model import build_model
-cfg = load_config(sys.argv[1])
-train(cfg, progress=False, stop_after_iterations=int(sys.argv[2]), evaluate_fn=lambda m, e: {"mAP": float("nan")})
-model = build_model(cfg)
-from ava_detect.engine.checkpointing import load_training_checkpoint
-model.load_state_dict(load_training_checkpoint(os.path.join(cfg.train.output_dir, "checkpoints", "last.pth"))["model"])
-out = evaluate_split(cfg, model, "val", device=torch.device("cpu"), progress=False)
-out["evaluator"].write_detections(sys.argv[3])
-du.cleanup()
-"""
-
-
-def test_ddp_matches_one_process_averaging_two_half_batches(tiny_data, tmp_path):
+def test_torchrun_train_matches_one_process_averaging_two_half_batches(tiny_data, tmp_path):
+    """``torchrun --nproc_per_node 2 -m ava_detect train`` (gloo on CPU) trains and writes its outputs,
+    to the weights of one process that averages the gradients of the two ranks' half-batches; then
+    ``torchrun ... test`` predicts what one process predicts."""
     from ava_detect.config import save_config
     from ava_detect.data.dataset import build_dataset, collate
     from ava_detect.engine.inference import evaluate_split
@@ -217,22 +282,22 @@ def test_ddp_matches_one_process_averaging_two_half_batches(tiny_data, tmp_path)
     from ava_detect.engine.trainer import bce_loss, freeze_batch_norm
     from ava_detect.model import build_model
 
-    steps = 3
-    cfg = tiny_config(tiny_data, tmp_path / "ddp", "train.epochs=4", f"train.checkpoint_iters={steps}",
-                      "train.freeze_bn=true", "model.dropout=0.0")
+    steps = 3  # 5 training keyframes / (2 processes x 2) = 1 iteration per epoch
+    cfg = tiny_config(tiny_data, tmp_path / "ddp", f"train.epochs={steps}", "train.freeze_bn=true",
+                      "model.dropout=0.0", f"test.output_dir={tmp_path / 'ddp_test'}")
+    assert (cfg.train.device, cfg.test.device) == ("cpu", "cpu")
     save_config(cfg, tmp_path / "ddp.yaml")
-    script = tmp_path / "ddp.py"
-    script.write_text(_DDP)
-    port = _free_port()
-    procs = []
-    for rank in range(2):
-        env = dict(os.environ, PYTHONPATH=str(ROOT), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                   RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
-        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / "ddp.yaml"), str(steps),
-                                       str(tmp_path / "ddp_detections.csv")], env=env))
-    for p in procs:
-        assert p.wait(timeout=600) == 0
-    ddp_state = load_training_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pth")
+    log = tmp_path / "torchrun.log"
+    _torchrun(log, "train", "--config", str(tmp_path / "ddp.yaml"))
+    text = log.read_text()
+    for rank in range(2):  # gloo on CPU even on a machine with a GPU: the device is pinned
+        assert f"joined process group: rank {rank} of 2 (gloo)" in text, text[-3000:]
+    assert text.count("running on cpu") == 2 and "epoch 3: val mAP" in text
+    out = tmp_path / "ddp"
+    for name in ("config.yaml", "metrics.jsonl", "checkpoints/last.pth", "checkpoints/epoch_0003.pth"):
+        assert (out / name).is_file(), name
+    assert load_config(out / "config.yaml").train.device == "cpu"
+    ddp_state = load_training_checkpoint(out / "checkpoints" / "last.pth")
     assert ddp_state["iteration"] == steps
 
     # one process: the same two half-batches (the samples and augmentation seeds of ranks 0 and 1),
@@ -281,12 +346,15 @@ def test_ddp_matches_one_process_averaging_two_half_batches(tiny_data, tmp_path)
     assert worst <= 1e-5, worst
 
     # distributed test predictions equal single-process ones (each keyframe once, no padding repeats)
+    _torchrun(log, "test", "--config", str(tmp_path / "ddp.yaml"), "--weights", str(out / "checkpoints" / "last.pth"),
+              "--no-progress")
+    assert log.read_text().count("running on cpu") == 4
     model.load_state_dict(ddp_state["model"])
     single = evaluate_split(cfg, model, "val", device=torch.device("cpu"), progress=False)["evaluator"]
     ours = single.detections_frame()
     from ava_detect.data.ava_files import read_detections
 
-    theirs = read_detections(tmp_path / "ddp_detections.csv")
+    theirs = read_detections(tmp_path / "ddp_test" / "detections.csv")
     keys = ["video_id", "second", "x1", "y1", "x2", "y2", "action_id"]
     a = ours.assign(video_id=ours["video_id"].astype(str)).sort_values(keys).reset_index(drop=True)
     b = theirs.assign(video_id=theirs["video_id"].astype(str)).sort_values(keys).reset_index(drop=True)

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from common import ROOT
 
 GT = ["vidA,0902,0.1,0.1,0.5,0.5,12,0", "vidA,0903,0.1,0.1,0.5,0.5,12,0", "vidB,0902,0.2,0.2,0.6,0.6,17,1"]
 PRED = ["vidA,0902,0.1,0.1,0.5,0.5,12,0.9", "vidA,0903,0.1,0.1,0.5,0.5,12,0.8", "vidB,0902,0.2,0.2,0.6,0.6,17,0.7"]

@@ -8,10 +8,11 @@ import math
 
 import pytest
 
-from conftest import FIXTURES
 from ava_detect.cli import main
 from ava_detect.data.constants import labelmap_80_path
 from ava_detect.evaluation.frame_map import evaluate_files
+
+from common import FIXTURES
 
 EXCERPT = FIXTURES / "eval" / "ava_val_excerpt"
 TOL = 1e-12
@@ -149,7 +150,7 @@ def test_eval_command_imports_neither_torch_nor_torchvision(tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from common import ROOT
 
     out_json = tmp_path / "result.json"
     script = (

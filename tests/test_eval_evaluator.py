@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-import socket
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,10 +13,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import FIXTURES
 from ava_detect.data.ava_files import read_detections
 from ava_detect.evaluation.evaluator import AVAEvaluator
 from ava_detect.evaluation.frame_map import evaluate_files
+
+from common import FIXTURES
 
 EXCERPT = FIXTURES / "eval" / "ava_val_excerpt"
 TOL = 1e-12
@@ -69,15 +70,11 @@ def test_add_checks_shapes():
         evaluator.add(["a", "b"], [902], torch.zeros(2, 4), torch.zeros(2, 80), class_ids=range(1, 81))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank, world, port, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def _worker(rank, world, out_dir):
+    # rendezvous through a file (no port to pick and release before the processes bind it)
+    store = Path(out_dir) / "rendezvous"
+    dist.init_process_group("gloo", init_method=store.as_uri(), rank=rank, world_size=world)
+    assert dist.get_backend() == "gloo"
     try:
         boxes, scores = _boxes_and_scores()
         keys = boxes["second"].to_numpy()
@@ -96,7 +93,7 @@ def _worker(rank, world, port, out_dir):
 
 
 def test_gathers_across_processes_without_duplicate_keys(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
     single = AVAEvaluator(ground_truth=EXCERPT / "gt.csv")
     boxes, scores = _boxes_and_scores()
     _add_all(single, boxes, scores)

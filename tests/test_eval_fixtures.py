@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, SHARED, shared_path
 from ava_detect.data.constants import labelmap_60_path, labelmap_80_path
 from ava_detect.evaluation.frame_map import evaluate_files
+
+from common import FIXTURES, SHARED, shared_path
 
 TOL = 1e-12
 PACKAGED = {"ava_action_list_v2.2.pbtxt": labelmap_80_path(),

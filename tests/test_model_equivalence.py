@@ -20,6 +20,8 @@ from torchvision.ops import roi_align
 from ava_detect.config import load_config
 from ava_detect.model import build_model, load_weights
 
+from common import require_extra
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_TOL = dict(probs=2e-5, logits=1e-4, features=1e-4)
 
@@ -52,7 +54,7 @@ BOXES_64 = torch.tensor([
 
 
 def test_matches_pytorchvideo_slowfast_r50_detection(tmp_path):
-    hub = pytest.importorskip("pytorchvideo.models.hub")
+    hub = require_extra("pytorchvideo.models.hub")
     torch.manual_seed(0)
     reference = hub.slowfast_r50_detection(pretrained=False, stem_dim_outs=(8, 1))
     fill_like_fixture_(reference)
@@ -80,7 +82,7 @@ def test_matches_pytorchvideo_slowfast_r50_detection(tmp_path):
 
 
 def test_matches_pytorchvideo_slow_r50_detection(tmp_path):
-    hub = pytest.importorskip("pytorchvideo.models.hub")
+    hub = require_extra("pytorchvideo.models.hub")
     torch.manual_seed(0)
     reference = hub.slow_r50_detection(pretrained=False, stem_dim_out=8)
     fill_like_fixture_(reference)

@@ -16,6 +16,8 @@ from ava_detect.errors import AvaDetectError
 from ava_detect.model import build_model, load_weights, read_checkpoint, save_checkpoint
 from ava_detect.model.weights import caffe2_to_pyslowfast_name
 
+from common import require_extra
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -165,7 +167,7 @@ def test_kinetics_pyslowfast_backbone_drops_classification_head(tmp_path):
 
 
 def test_kinetics_pytorchvideo_backbone(tmp_path):
-    models = pytest.importorskip("pytorchvideo.models.slowfast")
+    models = require_extra("pytorchvideo.models.slowfast")
     torch.manual_seed(0)
     kinetics = models.create_slowfast(stem_dim_outs=(8, 1), model_num_class=400)
     randomized(kinetics)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from common import ROOT
 
 #: What the wheel is built from (copied, so that the build leaves nothing in the checkout).
 SOURCES = ("ava_detect", "configs", "data_prep", "setup.py", "README.md")

@@ -57,24 +57,15 @@ def add_detector_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_device(name: str):
-    """``--device``: ``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` -> torch.device.
+    """``--device``: ``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` -> torch.device
+    (:func:`~ava_detect.engine.distributed.select_device`, the rule of ``train.device`` / ``test.device``).
 
     Raises:
         AvaDetectError: a malformed name, or CUDA asked for and not available.
     """
-    import torch
+    from ava_detect.engine.distributed import select_device
 
-    from ava_detect.errors import AvaDetectError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise AvaDetectError(f"--device: expected cpu, cuda or cuda:N, got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AvaDetectError("--device cuda: no CUDA GPU is available")
-    return device
+    return select_device(name)
 
 
 def frame_size(text: str) -> Tuple[int, int]:

@@ -80,7 +80,7 @@ def _annotate(cfg, config: Path, weights: Path, data: Path, out: Path) -> None:
     annotate_cfg = load_config(config, [f"annotate.weights={weights}", "detector.backend=csv",
                                         f"detector.boxes_csv={data / cfg.data.val_boxes}", "annotate.second_offset=900",
                                         f"annotate.labelmap={data / cfg.data.labelmap}"])
-    annotator = Annotator.from_config(annotate_cfg, device=resolve_device("auto"))
+    annotator = Annotator.from_config(annotate_cfg, device=resolve_device(cfg.test.device))
     with tqdm(desc="      annotating", unit="frame", dynamic_ncols=True) as bar:
         stats = annotator.annotate(data / cfg.data.video_dir / f"{video_id}.mp4", out_video=out / f"{video_id}.mp4",
                                    out_csv=out / f"{video_id}.csv", out_json=out / f"{video_id}.json",

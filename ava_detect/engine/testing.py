@@ -86,7 +86,7 @@ def run_test(cfg: Config, weights: str, output_dir: Optional[PathLike] = None, *
     from ava_detect.model import build_model, load_weights
 
     out = Path(output_dir if output_dir is not None else cfg.test.output_dir)
-    device = du.init_from_env()
+    device = du.init_from_env(cfg.test.device)
     main = du.is_main_process()
     model = build_model(cfg)
     loaded = load_weights(model, weights)

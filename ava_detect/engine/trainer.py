@@ -221,7 +221,7 @@ def train(
     from ava_detect.engine.inference import evaluate_split
 
     t_start = time.perf_counter()
-    device = du.init_from_env()
+    device = du.init_from_env(cfg.train.device)
     rank, world = du.get_rank(), du.get_world_size()
     main = rank == 0
     tc = cfg.train

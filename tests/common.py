@@ -1,0 +1,74 @@
+"""What several test files share: where the reference data is, the test extras, the device pin.
+
+Imported as ``from common import ...`` (pytest puts this folder on ``sys.path`` for the test files
+here); fixtures built on these live in ``conftest.py``.
+
+Reference data lives in two places: small files copied into ``tests/fixtures`` (always there)
+and large ones in ``../shared`` beside the project (there in CI; absent in a user's clone, where
+the tests that need it skip with a reason).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Dict, List
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("AVA_DETECT_SHARED", ROOT.parent / "shared"))
+FIXTURES = ROOT / "tests" / "fixtures"
+
+#: Config overrides that pin training and test inference to the CPU, so that a test gives the same
+#: result on a machine with a GPU as in CI (``annotate`` and ``detect`` take ``--device cpu``).
+CPU = ["train.device=cpu", "test.device=cpu"]
+
+#: The shortened quickstart the tests run: a smaller synthetic set (12 videos, 8 train + 4 val, x 12 s at
+#: 160x120 -> 72 training keyframes, about 250 people, and 36 validation keyframes) and 20 epochs of 9
+#: steps of the quickstart recipe (configs/synthetic/slowfast_tiny.yaml; its 112 px inputs fit these
+#: frames as they fit the default 320x240 set). About 2 minutes on 2 cores.
+QUICKSTART_SET = ["--videos", "12", "--seconds", "12", "--size", "160x120"]
+QUICKSTART_OVERRIDES = ["train.epochs=20", "train.eval_period=0", "train.checkpoint_period=0", *CPU]
+
+
+def shared_path(relative: str) -> Path:
+    """Path inside ``../shared``; skips the calling test when it is absent."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"needs {relative} from the shared reference data (../shared), which is not present")
+    return path
+
+
+def in_ci() -> bool:
+    """Whether the tests run in CI (which sets ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require_extra(module: str) -> ModuleType:
+    """Import ``module``, a test extra (``pip install -e ".[test]"``, e.g. ``pytorchvideo``).
+
+    Where it is missing, the calling test skips with the reason; in CI (``CI=true``), which installs
+    the extras, it fails instead, so that a broken install cannot pass as skipped tests.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        reason = f"needs {module} from the test extras (pip install -e \".[test]\"): {e}"
+        if in_ci():
+            pytest.fail(f"{reason}; CI installs the test extras, so its absence is a failure", pytrace=False)
+        pytest.skip(reason)
+
+
+def subprocess_env(**extra: str) -> Dict[str, str]:
+    """Environment for a child Python process that imports this checkout's ``ava_detect``."""
+    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
+def command(*words: str) -> List[str]:
+    """``ava-detect WORDS...`` as a child process of this interpreter."""
+    return [sys.executable, "-m", "ava_detect", *words]
