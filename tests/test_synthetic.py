@@ -20,6 +20,8 @@ from ava_detect.data.ava_files import (
     read_predicted_boxes,
 )
 from ava_detect.data.constants import labelmap_80_path
+from ava_detect.errors import AvaDetectError
+from ava_detect.structures import box_iou, image_key
 from ava_detect.synthetic import (
     CLASS_IDS,
     IN_PROGRESS_MARKER,
@@ -35,8 +37,6 @@ from ava_detect.synthetic import (
     rasterize_figure,
     render_frame,
 )
-from ava_detect.errors import AvaDetectError
-from ava_detect.structures import box_iou, image_key
 
 SEED, VIDEOS, SECONDS, SIZE = 3, 2, 6, (160, 120)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ava_detect.structures import box_iou
 from ava_detect.synthetic import (
     JUMP,
     LIE,
@@ -22,7 +23,6 @@ from ava_detect.synthetic import (
     predict_boxes,
     rasterize_figure,
 )
-from ava_detect.structures import box_iou
 
 FPS = 30
 
