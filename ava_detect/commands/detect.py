@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from ava_detect.commands.common import add_config_arguments
+from ava_detect.commands.common import add_config_arguments, bounded_int
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_.]+=")
 
@@ -34,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="video files and / or folders of videos")
     parser.add_argument("--out", required=True, metavar="BOXES.csv", help="output AVA predicted-box CSV")
     when = parser.add_mutually_exclusive_group()
-    when.add_argument("--every", type=int, metavar="SECONDS", help="a keyframe every N whole seconds (default 1)")
+    when.add_argument("--every", type=bounded_int(1), metavar="SECONDS", help="a keyframe every N whole seconds (default 1)")
     when.add_argument("--seconds", metavar="A-B", help="keyframe seconds A..B inclusive, e.g. 902-1798")
-    parser.add_argument("--second-offset", type=int, default=900, metavar="S",
+    parser.add_argument("--second-offset", type=bounded_int(0), default=900, metavar="S",
                         help="the second of file time 0 (default 900, prepared AVA videos; 0 for plain clips)")
     parser.add_argument("--gt", metavar="GT.csv", help="ground truth to report person-box AP@0.5 and recall against")
     parser.add_argument("--detector", choices=["torchvision", "detectron2", "csv"],
