@@ -23,6 +23,9 @@ from typing import IO, Dict, Optional, Sequence
 
 import numpy as np
 
+from ava_detect.data.ava_files import video_id_problem
+from ava_detect.errors import AvaDetectError
+
 
 class ResultWriter:
     """Streams keyframe results to an open CSV and / or JSON file.
@@ -33,10 +36,17 @@ class ResultWriter:
         header: the JSON fields before ``keyframes`` (see the module docstring).
         class_ids, names: the model's output columns -> AVA action ids, and id -> name.
         threshold: actions with a lower probability are not written.
+
+    Raises:
+        AvaDetectError: a CSV is asked for and ``video_id`` cannot be written in one (a comma, quote,
+            path separator or control character), before anything is written.
     """
 
     def __init__(self, *, csv_file: Optional[IO[str]], json_file: Optional[IO[str]], video_id: str,
                  header: Dict[str, object], class_ids: Sequence[int], names: Dict[int, str], threshold: float):
+        if csv_file is not None and video_id_problem(video_id) is not None:
+            raise AvaDetectError(f"cannot write CSV rows: {video_id_problem(video_id)}; the CSV's video id is the "
+                                 f"video's file name without its suffix, so rename the video")
         self.csv = csv_file
         self.json = json_file
         self.video_id = video_id
