@@ -7,6 +7,12 @@ never see the config object.
 A YAML file may start from other files with ``_base_: other.yaml`` (or a list of them), paths
 relative to the file; keys in the file override the base. Unknown keys and values of the wrong
 type are errors that name the key and the file.
+
+Each field of every section but ``model`` declares the values that make sense (a range, a set of
+choices; see :mod:`ava_detect.config_checks`). They are checked once, after the overrides, for
+every command: a bad value names its key and where it was set (a file or ``command line``). Files
+are read with the text policy of :mod:`ava_detect.text`; nothing in a config file, however
+malformed, gives a traceback.
 """
 
 from __future__ import annotations
