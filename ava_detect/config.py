@@ -7,6 +7,12 @@ never see the config object.
 A YAML file may start from other files with ``_base_: other.yaml`` (or a list of them), paths
 relative to the file; keys in the file override the base. Unknown keys and values of the wrong
 type are errors that name the key and the file.
+
+Each field of every section but ``model`` declares the values that make sense (a range, a set of
+choices; see :mod:`ava_detect.config_checks`). They are checked once, after the overrides, for
+every command: a bad value names its key and where it was set (a file or ``command line``). Files
+are read with the text policy of :mod:`ava_detect.text`; nothing in a config file, however
+malformed, gives a traceback.
 """
 
 from __future__ import annotations
@@ -17,15 +23,17 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ava_detect.data.layout import DatasetLayout
+from ava_detect.config_checks import at_least, at_most, check_section, choice, ranged, ranged_list
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open
+from ava_detect.text import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +46,9 @@ _LAYOUT = DatasetLayout()
 #: that use an old key still load; a warning names the new key.
 RENAMED_KEYS: Dict[str, str] = {"test.autocast": "test.bf16", "annotate.bf16": "test.bf16"}
 
+#: x264's presets, fastest first.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
 
 
 @dataclass
@@ -119,7 +130,7 @@ class DataConfig:
     #: Dataset folder; relative file names below are resolved against it.
     root: str = ""
     #: ``video`` (decode prepared videos, ``video_dir``) or ``frames`` (PySlowFast JPEG frame folders, ``frame_dir``).
-    source: str = "video"
+    source: str = choice("video", ("video", "frames"))
     #: Folder of prepared videos ``<video_id><video_suffix>`` (``ava-detect prep videos``).
     video_dir: str = _LAYOUT.videos_dir.as_posix()
     #: File name suffix of the prepared videos.
@@ -127,7 +138,7 @@ class DataConfig:
     #: Folder of PySlowFast frame folders ``<video_id>/<video_id>_%06d.jpg`` (``ava-detect prep frames``).
     frame_dir: str = _LAYOUT.frames_dir.as_posix()
     #: Decoder threads per clip read (1: DataLoader workers already run in parallel).
-    decode_threads: int = 1
+    decode_threads: int = ranged(1, lo=0)
     #: Ground truth of the training and validation splits.
     train_gt: str = _LAYOUT.ground_truth("train").as_posix()
     val_gt: str = _LAYOUT.ground_truth("val").as_posix()
@@ -142,32 +153,32 @@ class DataConfig:
     #: Label map of the classes to train and evaluate (empty: the packaged AVA v2.2 80-class map).
     labelmap: str = ""
     #: Frame rate of the prepared videos' time axis.
-    fps: int = 30
+    fps: int = ranged(30, lo=1, hi=1000)
     #: Skip (with a warning counting them) the keyframes of videos that are missing, instead of an error.
     skip_missing_videos: bool = False
     #: Train: short-side jitter range and square crop size, in pixels.
-    train_jitter_min: int = 256
-    train_jitter_max: int = 320
-    train_crop_size: int = 224
+    train_jitter_min: int = ranged(256, lo=1, hi=16384)
+    train_jitter_max: int = ranged(320, lo=1, hi=16384)
+    train_crop_size: int = ranged(224, lo=1, hi=16384)
     #: Random horizontal flip in training.
     train_flip: bool = True
     #: Colour jitter strength in training (brightness/contrast/saturation in 1 +- this; 0 = off).
-    train_color_jitter: float = 0.0
+    train_color_jitter: float = ranged(0.0, lo=0.0, hi=1.0)
     #: Test: short side of the full frame, in pixels.
-    test_short_side: int = 256
+    test_short_side: int = ranged(256, lo=1, hi=16384)
     #: RGB normalisation after /255.
-    mean: List[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
-    std: List[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
+    mean: List[float] = ranged_list([0.45, 0.45, 0.45], lo=0.0, hi=1.0, length=3)
+    std: List[float] = ranged_list([0.225, 0.225, 0.225], lo=0.0, lo_open=True, length=3)
     #: Predicted boxes with at least this score are used at test time (SlowFast configs: 0.8).
-    test_box_threshold: float = 0.8
+    test_box_threshold: float = ranged(0.8, lo=0.0, hi=1.0)
     #: Also train on the predicted boxes of ``train_boxes`` (PySlowFast's recipes do).
     train_use_predicted_boxes: bool = False
     #: Training predicted boxes need at least this score (SlowFast configs: 0.8).
-    train_box_threshold: float = 0.8
+    train_box_threshold: float = ranged(0.8, lo=0.0, hi=1.0)
     #: A predicted box takes the labels of a ground-truth box it overlaps with IoU >= this (else: a negative).
-    label_iou_threshold: float = 0.9
+    label_iou_threshold: float = ranged(0.9, lo=0.0, hi=1.0)
     #: DataLoader workers per process.
-    num_workers: int = 2
+    num_workers: int = ranged(2, lo=0, hi=1024)
 
 
 @dataclass
@@ -176,20 +187,20 @@ class TrainConfig:
 
     output_dir: str = "runs/train"
     #: Clips per process per step.
-    batch_size: int = 8
-    epochs: int = 20
+    batch_size: int = ranged(8, lo=1)
+    epochs: int = ranged(20, lo=1)
     #: Learning rate for ``reference_batch_size`` clips in total; scaled linearly with the global batch.
-    base_lr: float = 0.1
-    reference_batch_size: int = 64
+    base_lr: float = ranged(0.1, lo=0.0, lo_open=True)
+    reference_batch_size: int = ranged(64, lo=1)
     #: ``steps`` (multiply by ``lr_decay`` at each of ``lr_steps`` epochs) or ``cosine``.
-    lr_policy: str = "steps"
-    lr_steps: List[int] = field(default_factory=lambda: [10, 15])
-    lr_decay: float = 0.1
-    warmup_epochs: float = 5.0
-    warmup_start_lr: float = 0.000125
-    momentum: float = 0.9
+    lr_policy: str = choice("steps", ("steps", "cosine"))
+    lr_steps: List[int] = ranged_list([10, 15], lo=0)
+    lr_decay: float = ranged(0.1, lo=0.0, hi=1.0, lo_open=True)
+    warmup_epochs: float = ranged(5.0, lo=0.0)
+    warmup_start_lr: float = ranged(0.000125, lo=0.0)
+    momentum: float = ranged(0.9, lo=0.0, hi=1.0, hi_open=True)
     nesterov: bool = True
-    weight_decay: float = 1e-7
+    weight_decay: float = ranged(1e-7, lo=0.0)
     #: Train only the head.
     freeze_backbone: bool = False
     #: Keep batch-norm statistics and affine parameters fixed.
@@ -197,14 +208,15 @@ class TrainConfig:
     #: Mixed precision (GPU only).
     amp: bool = True
     #: Clip the gradient norm to this value (0 = off).
-    clip_grad_norm: float = 0.0
+    clip_grad_norm: float = ranged(0.0, lo=0.0)
     #: Validate every N epochs (0 = only at the end).
-    eval_period: int = 1
+    eval_period: int = ranged(1, lo=0)
     #: Save a checkpoint every N epochs (``checkpoints/last.pth`` and ``checkpoints/epoch_NNNN.pth``).
-    checkpoint_period: int = 1
+    checkpoint_period: int = ranged(1, lo=0)
     #: Also refresh ``checkpoints/last.pth`` every N iterations (0 = only at epoch ends).
-    checkpoint_iters: int = 0
-    seed: int = 0
+    checkpoint_iters: int = ranged(0, lo=0)
+    #: Random seed (0 .. 2**32 - 1).
+    seed: int = ranged(0, lo=0, hi=2**32 - 1)
     #: Weights to start from: a file or a published name (empty = random initialisation).
     weights: str = ""
     #: Where to train: ``auto`` (``cuda`` when a GPU is available, else ``cpu``), ``cpu``, ``cuda`` or
@@ -218,9 +230,9 @@ class TestConfig:
     """``ava-detect test``: inference and evaluation."""
 
     output_dir: str = "runs/test"
-    batch_size: int = 8
+    batch_size: int = ranged(8, lo=1)
     #: ``activitynet`` (official) or ``pyslowfast``.
-    protocol: str = "activitynet"
+    protocol: str = choice("activitynet", ("activitynet", "pyslowfast"))
     #: Label map used for the headline number (empty: the packaged official 60-class list).
     eval_labelmap: str = ""
     #: Run the action model under bfloat16 autocast at inference (``test`` and ``annotate``; ``--bf16``):
@@ -236,7 +248,7 @@ class DetectorConfig:
     """The person detector that proposes boxes (``ava-detect detect`` and ``annotate``; see ``ava_detect.detection``)."""
 
     #: ``torchvision`` (Faster R-CNN R50-FPN v2, COCO), ``detectron2`` (if installed) or ``csv`` (precomputed boxes).
-    backend: str = "torchvision"
+    backend: str = "torchvision"  # checked by ``build_detector`` against the backends it knows
     #: Weights file of the torchvision / detectron2 model (empty: the backend's COCO weights, downloaded on first use).
     weights: str = ""
     #: detectron2 model-zoo config (backend ``detectron2``).
@@ -244,18 +256,18 @@ class DetectorConfig:
     #: Precomputed AVA box CSV (backend ``csv``): predicted boxes ``...,,score`` or ground truth (score 1.0).
     boxes_csv: str = ""
     #: Format of ``boxes_csv``: ``auto`` (from its first row), ``boxes`` or ``ground_truth``.
-    boxes_format: str = "auto"
+    boxes_format: str = choice("auto", ("auto", "boxes", "ground_truth"))
     #: Person boxes with a lower score are dropped (AVA recipes give the action model boxes >= 0.8).
-    score_threshold: float = 0.8
+    score_threshold: float = ranged(0.8, lo=0.0, hi=1.0)
     #: Short side (pixels) the detector resizes frames to (torchvision / detectron2 default: 800).
-    min_size: int = 800
+    min_size: int = ranged(800, lo=1, hi=16384)
     #: Cap on the long side (pixels) after that resize.
-    max_size: int = 1333
+    max_size: int = ranged(1333, lo=1, hi=16384)
     #: Region proposals per frame kept by the torchvision detector's RPN (1000 = torchvision's default;
     #: fewer is faster on CPU and finds slightly fewer people).
-    proposals: int = 1000
+    proposals: int = ranged(1000, lo=1)
     #: Frames per detector forward pass.
-    batch_size: int = 4
+    batch_size: int = ranged(4, lo=1)
 
 
 @dataclass
@@ -265,29 +277,29 @@ class AnnotateConfig:
     #: Action-model weights: a file or a published name (``slowfast_r50_8x8_ava``, downloaded on first use).
     weights: str = "slowfast_r50_8x8_ava"
     #: Seconds between keyframes; keyframes are at file times 0, every, 2 * every, ... inside the video.
-    every: float = 1.0
+    every: float = ranged(1.0, lo=0.0, lo_open=True)
     #: Added to a keyframe's whole second of file time to give the CSV's ``second`` (and the key looked
     #: up in a box CSV): 0 for user clips, 900 for prepared AVA videos (t=0 is movie second 900).
-    second_offset: int = 0
+    second_offset: int = ranged(0, lo=0)
     #: Actions with at least this probability are written to the CSV / JSON and may be drawn.
-    threshold: float = 0.3
+    threshold: float = ranged(0.3, lo=0.0, hi=1.0)
     #: At most this many actions (the highest scores above ``threshold``) are drawn per person.
-    top_k: int = 3
+    top_k: int = ranged(3, lo=0)
     #: Action-model batch size (keyframe clips per forward pass).
-    batch_size: int = 4
+    batch_size: int = ranged(4, lo=1)
     #: Label map of the action names (empty: ``data.labelmap`` when set, else the packaged 80-class map).
     labelmap: str = ""
     #: Fold batch norm into the convolutions for inference (scores change by ~1e-5, so they no longer
     #: equal ``ava-detect test``'s bit for bit; a few percent faster on CPU).
     fuse_bn: bool = False
     #: Boxes of consecutive keyframes with at least this IoU can be the same person (Hungarian assignment).
-    track_iou: float = 0.3
+    track_iou: float = ranged(0.3, lo=0.0, hi=1.0)
     #: A person not seen for up to this many keyframes keeps their id when seen again.
-    track_max_age: int = 2
+    track_max_age: int = ranged(2, lo=0)
     #: h264 quality of the rendered video (x264 CRF: 0 lossless .. 51 worst; 18 looks lossless).
-    crf: int = 20
+    crf: int = ranged(20, lo=0, hi=51)
     #: x264 preset (speed / size trade-off: ultrafast, veryfast, fast, medium, ...).
-    preset: str = "veryfast"
+    preset: str = choice("veryfast", X264_PRESETS)
 
 
 @dataclass
@@ -345,30 +357,87 @@ def _move_flat_model_keys(data: Dict[str, Any], source: str) -> Dict[str, Any]:
     return {**data, "model": model}
 
 
-def _read_yaml(path: Path, seen: Sequence[Path] = ()) -> Dict[str, Any]:
-    """Read one YAML file and its ``_base_`` chain, merged (later wins)."""
-    path = path.resolve()
-    if path in seen:
+def _yaml_error(e: yaml.YAMLError, text: str, path: Path) -> AvaDetectError:
+    """One line for a YAML syntax error, with the line it is on."""
+    mark = getattr(e, "problem_mark", None)
+    if mark is not None:
+        line = mark.line + 1
+        problem = getattr(e, "problem", None) or str(e)
+        context = getattr(e, "context", None)
+        text_of = f"{problem} ({context})" if context else problem
+    else:  # yaml.reader.ReaderError: a character YAML does not allow
+        position = getattr(e, "position", None)
+        line = text.count("\n", 0, position) + 1 if position is not None else None
+        character = getattr(e, "character", None)
+        reason = getattr(e, "reason", "unreadable text")
+        text_of = f"{reason}: U+{character:04X}" if isinstance(character, int) else str(e)
+    return AvaDetectError(f"invalid YAML: {' '.join(str(text_of).split())}", path, line)
+
+
+def _check_acyclic(node: Any, where: str, source: str, stack: Sequence[int] = ()) -> None:
+    """Refuse a YAML alias that refers to itself (the structure would be infinitely deep)."""
+    if isinstance(node, (dict, list)):
+        if id(node) in stack:
+            raise AvaDetectError(f"'{where}' refers to itself through a YAML alias (an infinitely deep value)", source)
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            _check_acyclic(value, f"{where}.{key}" if where else str(key), source, [*stack, id(node)])
+
+
+def _check_sections(data: Dict[Any, Any], source: str) -> Dict[str, Dict[str, Any]]:
+    """Top level: section name -> mapping of keys (an empty ``section:`` is an empty mapping)."""
+    sections = {f.name for f in dataclasses.fields(Config)}
+    out: Dict[str, Dict[str, Any]] = {}
+    for name, value in data.items():
+        if not isinstance(name, str) or name not in sections:
+            raise AvaDetectError(f"unknown config key '{name}' (valid sections: {', '.join(sorted(sections))})", source)
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise AvaDetectError(f"config section '{name}' must be a mapping of key: value, found "
+                                 f"{_type_name(value)} {value!r}"[:300], source)
+        out[name] = value
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return {list: "a list", str: "text", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__)
+
+
+def _read_yaml(path: Path, seen: Sequence[Path] = ()) -> Tuple[Dict[str, Any], Dict[str, str]]:
+    """Read one YAML file and its ``_base_`` chain, merged (later wins).
+
+    Returns:
+        ``(sections, origins)``: the merged sections, and for each ``section.key`` the file that set it.
+    """
+    resolved = path.resolve()
+    if resolved in seen:
         raise AvaDetectError("config includes itself through '_base_'", path)
-    if not path.is_file():
-        raise AvaDetectError("config file not found", path)
+    text = read_text(path, "config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise AvaDetectError(f"invalid YAML: {getattr(e, 'problem', e)}", path, mark.line + 1 if mark else None) from None
+        raise _yaml_error(e, text, path) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise AvaDetectError(f"expected a mapping of sections at the top level, found {type(data).__name__}", path)
+        raise AvaDetectError(f"expected a mapping of sections at the top level, found {_type_name(data)}", path)
+    _check_acyclic(data, "", os.fspath(path))
     bases = data.pop("_base_", [])
-    data = upgrade_legacy_keys(data, os.fspath(path))
     if isinstance(bases, str):
         bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
+        raise AvaDetectError(f"'_base_' must be a file name or a list of file names, found {bases!r}", path)
     merged: Dict[str, Any] = {}
+    origins: Dict[str, str] = {}
     for base in bases:
-        merged = _deep_merge(merged, _read_yaml(path.parent / base, [*seen, path]))
-    return _deep_merge(merged, data)
+        base_data, base_origins = _read_yaml(path.parent / base, [*seen, resolved])
+        merged = _deep_merge(merged, base_data)
+        origins.update(base_origins)
+    data = upgrade_legacy_keys(_check_sections(data, os.fspath(path)), os.fspath(path))
+    origins.update({f"{section}.{key}": os.fspath(path) for section, keys in data.items() for key in keys})
+    return _deep_merge(merged, data), origins
 
 
 def _deep_merge(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Any]:
@@ -426,7 +495,7 @@ def _merge_checked(schema: DictConfig, data: Union[Dict[str, Any], DictConfig], 
         return OmegaConf.merge(schema, data)
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "?"
-        msg = getattr(e, "msg", str(e)).splitlines()[0]
+        msg = (getattr(e, "msg", None) or str(e) or type(e).__name__).splitlines()[0]
         if "not in" in msg or "Key" in msg and "not" in msg:
             section = key.rsplit(".", 1)[0]
             node: Any = Config()
@@ -441,8 +510,65 @@ def _merge_checked(schema: DictConfig, data: Union[Dict[str, Any], DictConfig], 
         raise AvaDetectError(f"bad value for config key '{key}': {msg}", source) from None
 
 
+def _nesterov_needs_momentum(t: "TrainConfig") -> Optional[Tuple[str, str, str]]:
+    if t.nesterov and t.momentum == 0:
+        return "nesterov", "momentum", "Nesterov momentum needs train.momentum > 0 (set train.nesterov=false)"
+    return None
+
+
+#: Checks that relate two fields of one section (the model section is checked by ``build_model``).
+_CROSS_CHECKS = {
+    "data": (at_least("train_jitter_max", "train_jitter_min"), at_most("train_crop_size", "train_jitter_min")),
+    "train": (_nesterov_needs_momentum,),
+    "detector": (at_least("max_size", "min_size"),),
+}
+
+
+def validate_config(cfg: Config, origins: Optional[Dict[str, str]] = None, default_source: str = "config") -> None:
+    """Check every value against the range, choices or rule its field declares (all sections but
+    ``model``, whose architecture checks live with the model builders).
+
+    Args:
+        origins: ``section.key`` -> where it was set (a file, ``"command line"``), for the message.
+        default_source: the source named for keys that ``origins`` does not know.
+
+    Raises:
+        AvaDetectError: the first bad value: its key, what was expected, what was found, and its source.
+    """
+    origins = origins or {}
+    for f in dataclasses.fields(cfg):
+        if f.name == "model":
+            continue
+        problem = check_section(getattr(cfg, f.name), f.name, _CROSS_CHECKS.get(f.name, ()))
+        if problem is not None:
+            key, other, message = problem
+            raise AvaDetectError(f"bad value for config key '{key}': {message}",
+                                 origins.get(key) or origins.get(other) or default_source)
+
+
+def _parse_override(item: str) -> Tuple[str, Dict[str, Any]]:
+    """``"section.key=value"`` -> ``("section.key", {"section": {"key": value}})``; values are YAML."""
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key or "." not in key:
+        raise AvaDetectError(f"override {item!r} must look like section.key=value", "command line")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    _check_acyclic(parsed, key, "command line")
+    nested: Dict[str, Any] = {}
+    node = nested
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = parsed
+    return key, nested
+
+
 def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) -> Config:
-    """Load the config: defaults, then the YAML file (with its ``_base_`` chain), then overrides.
+    """Load the config: defaults, then the YAML file (with its ``_base_`` chain), then overrides,
+    then check every value (:func:`validate_config`).
 
     Args:
         path: YAML file, or None for the built-in defaults.
@@ -450,28 +576,24 @@ def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) 
             ``model.roi_aligned=false``, ``data.mean=[0.5,0.5,0.5]``).
 
     Raises:
-        AvaDetectError: unknown key, wrong type, malformed override or YAML, naming key and file.
+        AvaDetectError: unknown key, wrong type, value out of range, malformed override or YAML,
+            unreadable file; naming the key and the file or ``command line``.
     """
     cfg = OmegaConf.structured(Config)
+    origins: Dict[str, str] = {}
     if path is not None:
-        cfg = _merge_checked(cfg, _read_yaml(Path(path)), os.fspath(path))
+        data, origins = _read_yaml(Path(path))
+        cfg = _merge_checked(cfg, data, os.fspath(path))
     for item in overrides:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key or "." not in key:
-            raise AvaDetectError(f"override {item!r} must look like section.key=value", "command line")
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            parsed = value
-        nested: Dict[str, Any] = {}
-        node = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = parsed
-        cfg = _merge_checked(cfg, upgrade_legacy_keys(nested, "command line"), "command line")
-    return OmegaConf.to_object(cfg)
+        key, nested = _parse_override(item)
+        nested = upgrade_legacy_keys(nested, "command line")
+        cfg = _merge_checked(cfg, nested, "command line")
+        origins[key] = "command line"
+        origins.update({f"{section}.{k}": "command line" for section, keys in nested.items()
+                        if isinstance(keys, dict) for k in keys})
+    out = OmegaConf.to_object(cfg)
+    validate_config(out, origins)
+    return out
 
 
 def config_to_dict(cfg: Config) -> Dict[str, Any]:
@@ -481,8 +603,14 @@ def config_to_dict(cfg: Config) -> Dict[str, Any]:
 
 def config_from_dict(data: Dict[str, Any], source: str = "checkpoint") -> Config:
     """Inverse of :func:`config_to_dict`, with the same checks as :func:`load_config` (and the same
-    upgrade of old flat ``model`` keys, so the config stored in an older checkpoint still loads)."""
-    return OmegaConf.to_object(_merge_checked(OmegaConf.structured(Config), upgrade_legacy_keys(data, source), source))
+    upgrade of old keys, so the config stored in an older checkpoint still loads)."""
+    if not isinstance(data, dict):
+        raise AvaDetectError(f"expected a mapping of config sections, found {_type_name(data)}", source)
+    _check_acyclic(data, "", source)
+    data = upgrade_legacy_keys(_check_sections(data, source), source)
+    cfg = OmegaConf.to_object(_merge_checked(OmegaConf.structured(Config), data, source))
+    validate_config(cfg, default_source=source)
+    return cfg
 
 
 def save_config(cfg: Config, path: PathLike) -> None:

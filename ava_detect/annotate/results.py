@@ -25,6 +25,8 @@ from typing import IO, Dict, Optional, Sequence
 import numpy as np
 
 from ava_detect.annotate.labels import LabelPolicy
+from ava_detect.data.ava_files import video_id_problem
+from ava_detect.errors import AvaDetectError
 
 
 class ResultWriter:
@@ -36,10 +38,17 @@ class ResultWriter:
         header: the JSON fields before ``keyframes`` (see the module docstring).
         class_ids, names: the model's output columns -> AVA action ids, and id -> name.
         labels: which actions are written (:meth:`LabelPolicy.kept`: ``score >= threshold``, best first).
+
+    Raises:
+        AvaDetectError: a CSV is asked for and ``video_id`` cannot be written in one (a comma, quote,
+            path separator or control character), before anything is written.
     """
 
     def __init__(self, *, csv_file: Optional[IO[str]], json_file: Optional[IO[str]], video_id: str,
                  header: Dict[str, object], class_ids: Sequence[int], names: Dict[int, str], labels: LabelPolicy):
+        if csv_file is not None and video_id_problem(video_id) is not None:
+            raise AvaDetectError(f"cannot write CSV rows: {video_id_problem(video_id)}; the CSV's video id is the "
+                                 f"video's file name without its suffix, so rename the video")
         self.csv = csv_file
         self.json = json_file
         self.video_id = video_id

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from ava_detect.commands.common import add_config_arguments, add_detector_argument
+from ava_detect.commands.common import add_config_arguments, add_detector_argument, bounded_float, bounded_int
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_.]+=")
 
@@ -36,11 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="video files and / or folders of videos")
     parser.add_argument("--out", required=True, metavar="BOXES.csv", help="output AVA predicted-box CSV")
     when = parser.add_mutually_exclusive_group()
-    when.add_argument("--every", type=float, metavar="SECONDS",
+    when.add_argument("--every", type=bounded_float(0, lo_open=True), metavar="SECONDS",
                       help="seconds between keyframes, from file time 0 (default 1; a whole number: AVA keys are "
                            "whole seconds)")
     when.add_argument("--seconds", metavar="A-B", help="keyframe seconds A..B inclusive, e.g. 902-1798")
-    parser.add_argument("--second-offset", type=int, default=900, metavar="S",
+    parser.add_argument("--second-offset", type=bounded_int(0), default=900, metavar="S",
                         help="the second of file time 0 (default 900, prepared AVA videos; 0 for plain clips)")
     parser.add_argument("--gt", metavar="GT.csv", help="ground truth to report person-box AP@0.5 and recall against")
     add_detector_argument(parser)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ava_detect.commands.common import bounded_float
 from ava_detect.errors import AvaDetectError
 
 
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="count keys whose video is missing instead of stopping with an error")
     parser.add_argument("--iou", type=float, default=0.9,
                         help="a box takes the labels of a ground-truth box with IoU >= this (default: 0.9)")
-    parser.add_argument("--min-score", type=float, default=0.0,
+    parser.add_argument("--min-score", type=bounded_float(0, 1), default=0.0,
                         help="only write boxes with at least this score (default: 0, all; training filters later)")
     parser.add_argument("--out", metavar="CSV",
                         help="labelled boxes (default: annotations/<split>_boxes_and_labels_include_negative.csv)")

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from ava_detect.commands.common import bounded_int
 from ava_detect.data.layout import SPLITS, DatasetLayout
 from ava_detect.errors import AvaDetectError
 
@@ -39,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: ROOT/annotations)")
     parser.add_argument("--frame-lists", metavar="DIR", help="where train.csv / val.csv go (default: ROOT/frame_lists)")
     parser.add_argument("--qscale", type=int, default=1, help="JPEG quantiser 1 (best) .. 31 (default: 1, as PySlowFast)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N", help="videos in parallel (default: 1)")
+    parser.add_argument("--workers", type=bounded_int(1, 1024), default=1, metavar="N", help="videos in parallel (default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
 

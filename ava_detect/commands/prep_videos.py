@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import List, Tuple
 
+from ava_detect.commands.common import bounded_float, bounded_int
 from ava_detect.data.constants import SEGMENT_END_SECOND, SEGMENT_START_SECOND
 from ava_detect.errors import AvaDetectError
 
@@ -33,17 +34,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for <video_id>.mp4")
     parser.add_argument("--video-list", metavar="FILE",
                         help="only these movies: one file name per line (ava_file_names_trainval_v2.1.txt)")
-    parser.add_argument("--short-side", type=int, default=0, metavar="N",
+    parser.add_argument("--short-side", type=bounded_int(0, 16384), default=0, metavar="N",
                         help="resize so the short side is N pixels (default: keep the size)")
     parser.add_argument("--gop", type=int, default=16, metavar="N",
                         help="frames between keyframes, even (default: 16; smaller seeks faster, files grow)")
-    parser.add_argument("--crf", type=int, default=20, help="x264 quality, lower is better (default: 20)")
+    parser.add_argument("--crf", type=bounded_int(0, 51), default=20, help="x264 quality, lower is better (default: 20)")
     parser.add_argument("--preset", default="fast", help="x264 preset (default: fast)")
-    parser.add_argument("--start-second", type=float, default=SEGMENT_START_SECOND,
+    parser.add_argument("--start-second", type=bounded_float(0), default=SEGMENT_START_SECOND,
                         help=f"first movie second (default: {SEGMENT_START_SECOND})")
-    parser.add_argument("--end-second", type=float, default=SEGMENT_END_SECOND,
+    parser.add_argument("--end-second", type=bounded_float(0), default=SEGMENT_END_SECOND,
                         help=f"end movie second, exclusive (default: {SEGMENT_END_SECOND})")
-    parser.add_argument("--workers", type=int, default=1, metavar="N", help="movies encoded in parallel (default: 1)")
+    parser.add_argument("--workers", type=bounded_int(1, 1024), default=1, metavar="N", help="movies encoded in parallel (default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
 

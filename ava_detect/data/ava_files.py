@@ -19,6 +19,12 @@ the file) so later checks can point at the row. ``video_id`` is a categorical co
 :func:`group_boxes` turns rows into one row per box: rows with identical coordinates at one
 key are one box carrying several labels.
 
+Every reader reads its file with the one text policy of :mod:`ava_detect.text` (UTF-8, a
+leading byte-order mark removed, any line ends). Video ids are names, never paths (see
+:func:`video_id_problem`): a row whose id is not is an error. Writers refuse such ids before
+writing anything, so every CSV written here is read back by these readers and by Python's
+``csv`` module unchanged.
+
 Bad rows raise :class:`~ava_detect.errors.AvaDetectError` naming the file, the line and the
 problem. Reading is vectorised (pandas' C parser); a precise row-by-row diagnosis runs only
 when something is wrong.
@@ -27,6 +33,7 @@ when something is wrong.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 import re
@@ -40,6 +47,7 @@ import pandas as pd
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open
 from ava_detect.structures import image_key
+from ava_detect.text import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +75,63 @@ _KINDS = {
         "video_id,timestamp,x1,y1,x2,y2,action_id,score",
     ),
 }
+
+#: Class ids, person ids and timestamps must fit a signed 32-bit integer.
+MAX_ID = 2**31 - 1
+
+
+# --------------------------------------------------------------------------------------
+# Video ids
+# --------------------------------------------------------------------------------------
+
+_CSV_SPECIAL = {",": "a comma", '"': "a double quote"}
+
+
+def video_id_problem(video_id: str) -> Optional[str]:
+    """Why ``video_id`` is not a valid video id, or None when it is.
+
+    A video id is a file name without its suffix (``-5KQ66BBWC4``, ``my clip 2``): not empty,
+    no path separator (``/`` or ``\\``), not ``.`` or ``..``, no control character (newline,
+    NUL, ...), no leading or trailing blank, and no comma or double quote (a CSV cell and the
+    ``video,SSSS`` image key must hold it unquoted). So an id from a data file can never open a
+    file outside its dataset folder, and every row we write reads back unchanged.
+    """
+    if video_id == "" or video_id.strip() == "":
+        return "video id is empty"
+    if video_id != video_id.strip():
+        return f"video id {video_id!r} has leading or trailing blanks"
+    if video_id in (".", ".."):
+        return f"video id {video_id!r} is a path, not a name"
+    for ch in video_id:
+        if ch in "/\\":
+            return f"video id {video_id!r} is a path, not a name (it contains {ch!r})"
+        if ch in _CSV_SPECIAL:
+            return f"video id {video_id!r} contains {_CSV_SPECIAL[ch]}"
+        if ord(ch) < 32 or ord(ch) == 127:
+            return f"video id {video_id!r} contains a control character"
+    return None
+
+
+def check_video_id(video_id: str, path: Optional[PathLike] = None, line: Optional[int] = None) -> str:
+    """Return ``video_id`` if it is a valid video id (see :func:`video_id_problem`), else raise.
+
+    Raises:
+        AvaDetectError: naming ``path:line`` when given.
+    """
+    problem = video_id_problem(video_id)
+    if problem is not None:
+        raise AvaDetectError(f"{problem}; expected a video name (no path, comma, quote or control character)",
+                             path, line)
+    return video_id
+
+
+def _check_video_ids(ids: Iterable[object], path: PathLike) -> None:
+    """Writers: refuse the first invalid id before anything is written."""
+    for video_id in dict.fromkeys(str(v) for v in ids):
+        problem = video_id_problem(video_id)
+        if problem is not None:
+            raise AvaDetectError(f"cannot write {problem}: video ids must be names (no path, comma, quote "
+                                 f"or control character)", path)
 
 
 # --------------------------------------------------------------------------------------
@@ -115,16 +180,12 @@ def read_labelmap(path: PathLike) -> LabelMap:
             or an id that appears twice (with the line of the block).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AvaDetectError("label map file not found", path) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise AvaDetectError(f"cannot read label map: {e}", path) from None
+    text = read_text(path, "label map")
 
     ids: List[int] = []
     names: Dict[int, str] = {}
     types: Dict[int, str] = {}
+    first_line: Dict[int, int] = {}
     pos, n = 0, len(text)
 
     def line_of(offset: int) -> int:
@@ -172,21 +233,22 @@ def read_labelmap(path: PathLike) -> LabelMap:
             if m is None or (m.group(6) is None and m.group(7) is None and m.group(2) is None):
                 raise AvaDetectError(f"expected a value for {key!r}", path, line_of(key_pos))
             value = m.group(6)[1:-1] if m.group(6) is not None else m.group(0).strip()
+            if key in fields:
+                raise AvaDetectError(f"field {key!r} given twice in one block (first on line {fields[key][1]})",
+                                     path, line_of(key_pos))
             fields[key] = (value, line_of(key_pos))
             pos = m.end()
 
         block_line = line_of(block_start)
-        id_field = fields.get("label_id") or fields.get("id")
-        if id_field is None:
-            raise AvaDetectError("block has no 'label_id' or 'id'", path, block_line)
-        try:
-            class_id = int(id_field[0])
-        except ValueError:
-            raise AvaDetectError(f"class id must be an integer, found {id_field[0]!r}", path, id_field[1]) from None
+        class_id = _block_class_id(fields, path, block_line)
         if "name" not in fields:
             raise AvaDetectError(f"class {class_id} has no 'name'", path, block_line)
+        if not fields["name"][0].strip():
+            raise AvaDetectError(f"class {class_id} has an empty 'name'", path, fields["name"][1])
+        id_line = (fields.get("label_id") or fields["id"])[1]
         if class_id in names:
-            raise AvaDetectError(f"duplicate class id {class_id}", path, id_field[1])
+            raise AvaDetectError(f"duplicate class id {class_id} (first on line {first_line[class_id]})", path, id_line)
+        first_line[class_id] = id_line
         ids.append(class_id)
         names[class_id] = fields["name"][0]
         if "label_type" in fields:
@@ -195,6 +257,25 @@ def read_labelmap(path: PathLike) -> LabelMap:
     if not ids:
         raise AvaDetectError("label map has no classes", path)
     return LabelMap(ids=tuple(ids), names=names, types=types, path=str(path))
+
+
+def _block_class_id(fields: Dict[str, Tuple[str, int]], path: Path, block_line: int) -> int:
+    """The class id of one label-map block: ``label_id`` or ``id`` (both only if equal), a whole
+    number in ``0..MAX_ID``."""
+    found = {key: fields[key] for key in ("label_id", "id") if key in fields}
+    if not found:
+        raise AvaDetectError("block has no 'label_id' or 'id'", path, block_line)
+    ids = {}
+    for key, (value, line) in found.items():
+        if not re.fullmatch(r"[0-9]+", value):
+            raise AvaDetectError(f"{key} must be an integer >= 0, found {value!r}", path, line)
+        if len(value.lstrip("0")) > len(str(MAX_ID)) or int(value) > MAX_ID:
+            raise AvaDetectError(f"{key} {value} is too large (at most {MAX_ID})", path, line)
+        ids[key] = int(value)
+    if len(set(ids.values())) > 1:
+        raise AvaDetectError(f"block has label_id {ids['label_id']} and id {ids['id']}; give one, or equal ones",
+                             path, found["id"][1])
+    return next(iter(ids.values()))
 
 
 def write_labelmap(path: PathLike, labelmap: LabelMap) -> None:
@@ -218,39 +299,36 @@ def write_labelmap(path: PathLike, labelmap: LabelMap) -> None:
 
 
 def _raw_line(path: Path, lineno: int) -> str:
-    with open(path, "r", encoding="utf-8", errors="replace", newline="") as f:
-        for i, line in enumerate(f, start=1):
-            if i == lineno:
-                return line.rstrip("\r\n")
-    return ""
+    """Line ``lineno`` (1-based) of a text input, for error messages."""
+    lines = read_text(path).split("\n")
+    return lines[lineno - 1] if 0 < lineno <= len(lines) else ""
 
 
-def _diagnose(path: Path, kind: str) -> AvaDetectError:
+def _diagnose(text: str, path: Path, kind: str) -> AvaDetectError:
     """Find the first bad row of a file the fast reader could not parse, row by row."""
     names, min_cols, layout = _KINDS[kind]
-    with open(path, "r", encoding="utf-8", errors="replace", newline="") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or all(not c.strip() for c in row):
+    for lineno, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if not (min_cols <= len(row) <= len(names)):
+            expected = f"{min_cols} or {len(names)}" if min_cols != len(names) else str(len(names))
+            return AvaDetectError(
+                f"expected {expected} columns ({layout}), found {len(row)}", path, lineno
+            )
+        for col in range(1, len(row)):
+            value = row[col].strip()
+            if col == 6 and (kind == "boxes" or value == ""):
                 continue
-            if not (min_cols <= len(row) <= len(names)):
-                expected = f"{min_cols} or {len(names)}" if min_cols != len(names) else str(len(names))
+            if col == 7 and kind == "ground_truth" and value == "":
+                continue
+            try:
+                number = float(value)
+            except ValueError:
+                return AvaDetectError(f"column {col + 1} ({names[col]}) is not a number: {value!r}", path, lineno)
+            if not np.isfinite(number):
                 return AvaDetectError(
-                    f"expected {expected} columns ({layout}), found {len(row)}", path, lineno
+                    f"column {col + 1} ({names[col]}) must be a finite number, found {value!r}", path, lineno
                 )
-            for col in range(1, len(row)):
-                value = row[col].strip()
-                if col == 6 and (kind == "boxes" or value == ""):
-                    continue
-                if col == 7 and kind == "ground_truth" and value == "":
-                    continue
-                try:
-                    number = float(value)
-                except ValueError:
-                    return AvaDetectError(f"column {col + 1} ({names[col]}) is not a number: {value!r}", path, lineno)
-                if not np.isfinite(number):
-                    return AvaDetectError(
-                        f"column {col + 1} ({names[col]}) must be a finite number, found {value!r}", path, lineno
-                    )
     return AvaDetectError(f"cannot parse as an AVA CSV ({layout})", path)
 
 
@@ -282,15 +360,14 @@ class _Rows:
 def _read_box_csv(path: PathLike, kind: str) -> _Rows:
     names, min_cols, layout = _KINDS[kind]
     path = Path(path)
-    if not path.is_file():
-        raise AvaDetectError("file not found" if not path.exists() else "not a file", path)
+    text = read_text(path, "CSV file")
     dtypes = {name: np.float64 for name in names[1:]}
     dtypes["video_id"] = str
     try:
         # pandas' default float converter gives exactly the float64 that Python's float() gives
         # (what the reference evaluators parse), and lets the C parser use several threads.
         df = pd.read_csv(
-            path,
+            io.StringIO(text, newline=""),
             header=None,
             names=names,
             dtype=dtypes,
@@ -304,12 +381,11 @@ def _read_box_csv(path: PathLike, kind: str) -> _Rows:
     except pd.errors.EmptyDataError:
         df = pd.DataFrame({name: pd.Series(dtype=dtypes[name]) for name in names})
     except (ValueError, pd.errors.ParserError) as e:
-        diagnosis = _diagnose(path, kind)
+        diagnosis = _diagnose(text, path, kind)
         if diagnosis.line is None:
             raise AvaDetectError(f"cannot parse as an AVA CSV ({layout}): {e}", path) from None
         raise diagnosis from None
-    except UnicodeDecodeError as e:
-        raise AvaDetectError(f"not a text CSV file ({e.reason})", path) from None
+    del text
 
     # Video ids become integer codes at once: string operations then run on the few distinct
     # ids, not on every row.
@@ -367,9 +443,13 @@ def _validate(rows: _Rows, path: Path, kind: str) -> None:
                 msg = f"column {names.index(col) + 1} ({col}) is empty"
             raise AvaDetectError(f"{msg}; row: {raw!r}", path, lineno)
 
-    empty_name = np.array([str(n).strip() == "" for n in rows.names], dtype=bool)
-    if empty_name.any():
-        _fail(rows, empty_name[rows.codes], path, "video id is empty")
+    # Video ids are names, never paths: checked once per distinct id.
+    problems = [video_id_problem(str(n).strip()) for n in rows.names]
+    bad_name = np.array([p is not None for p in problems], dtype=bool)
+    if bad_name.any():
+        bad_rows = bad_name[rows.codes]
+        first = problems[int(rows.codes[np.flatnonzero(bad_rows)[0]])]
+        _fail(rows, bad_rows, path, f"{first}; expected a video name (no path, comma, quote or control character)")
     # Fast path: one comparison per value (NaN fails every comparison); the precise checks
     # below, in the order that decides the message, run only when something is off.
     v = rows.values
@@ -387,12 +467,17 @@ def _validate(rows: _Rows, path: Path, kind: str) -> None:
             ok &= np.isnan(pid) | ((pid == np.floor(pid)) & (np.abs(pid) < np.inf))
         if "score" in required:
             ok &= np.abs(v["score"]) < np.inf
-        ok &= v["second"] < np.inf
+        ok &= v["second"] <= MAX_ID
+        if "action_id" in required:
+            ok &= np.abs(v["action_id"]) <= MAX_ID
+        if kind == "ground_truth":
+            ok &= ~(np.abs(v["person_id"]) > MAX_ID)
     if ok.all():
         return
     second = v["second"]
     with np.errstate(invalid="ignore"):
         _fail(rows, _not_whole(second) | (second < 0), path, "timestamp must be a whole, non-negative second (e.g. 0902)")
+        _fail(rows, second > MAX_ID, path, f"timestamp is too large (at most {MAX_ID})")
     coords = [v[c] for c in BOX_COLUMNS]
     bad = np.zeros(len(rows), dtype=bool)
     for c in coords:
@@ -403,9 +488,12 @@ def _validate(rows: _Rows, path: Path, kind: str) -> None:
     _fail(rows, bad, path, f"box coordinates must be normalised to [0, 1] (tolerance {COORD_TOLERANCE})")
     if "action_id" in required:
         _fail(rows, _not_whole(v["action_id"]), path, "action id must be an integer")
+        _fail(rows, np.abs(v["action_id"]) > MAX_ID, path, f"action id is too large (at most {MAX_ID} in size)")
     if kind == "ground_truth":
         pid = v["person_id"]
         _fail(rows, ~np.isnan(pid) & _not_whole(pid), path, "person id must be an integer")
+        with np.errstate(invalid="ignore"):
+            _fail(rows, np.abs(pid) > MAX_ID, path, f"person id is too large (at most {MAX_ID} in size)")
     if "score" in required:
         _fail(rows, ~np.isfinite(v["score"]), path, "score must be a finite number (found NaN or infinity)")
     raise AssertionError("validation fast path and precise checks disagree")
@@ -600,6 +688,12 @@ def _format_rows(df: pd.DataFrame, last: str, coord_digits: int) -> Iterable[str
             yield f"{v},{int(s):04d},{fmt_c.format(c[0])},{fmt_c.format(c[1])},{fmt_c.format(c[2])},{fmt_c.format(c[3])},{action},{sc:.9g}\n"
 
 
+def _write_box_rows(path: PathLike, df: pd.DataFrame, last: str, coord_digits: int) -> None:
+    """Refuse invalid video ids (nothing written), then write the rows atomically."""
+    _check_video_ids(pd.unique(df["video_id"].astype(str)), path)
+    _write_rows(path, _format_rows(df, last, coord_digits))
+
+
 def _write_rows(path: PathLike, lines: Iterable[str]) -> None:
     with atomic_open(path, "w", encoding="utf-8", newline="") as f:
         f.writelines(lines)
@@ -610,18 +704,18 @@ def write_ground_truth(path: PathLike, df: pd.DataFrame, coord_digits: int = 3) 
     < 0 or absent writes 7 columns). Atomic: the file appears complete or not at all."""
     if "person_id" not in df.columns:
         df = df.assign(person_id=-1)
-    _write_rows(path, _format_rows(df, "person_id", coord_digits))
+    _write_box_rows(path, df, "person_id", coord_digits)
 
 
 def write_predicted_boxes(path: PathLike, df: pd.DataFrame, coord_digits: int = 3) -> None:
     """Write predicted person boxes ``video,SSSS,x1,y1,x2,y2,,score`` (needs a ``score`` column)."""
-    _write_rows(path, _format_rows(df.drop(columns=["action_id"], errors="ignore"), "score", coord_digits))
+    _write_box_rows(path, df.drop(columns=["action_id"], errors="ignore"), "score", coord_digits)
 
 
 def write_detections(path: PathLike, df: pd.DataFrame, coord_digits: int = 3) -> None:
     """Write detection results ``video,SSSS,x1,y1,x2,y2,action_id,score``; scores keep 9
     significant digits so that distinct scores do not become ties."""
-    _write_rows(path, _format_rows(df, "score", coord_digits))
+    _write_box_rows(path, df, "score", coord_digits)
 
 
 # --------------------------------------------------------------------------------------
@@ -632,27 +726,39 @@ def write_detections(path: PathLike, df: pd.DataFrame, coord_digits: int = 3) ->
 def read_exclusions(path: PathLike) -> Set[str]:
     """Read excluded timestamps (``video_id,timestamp`` per line) -> set of image keys."""
     path = Path(path)
-    if not path.is_file():
-        raise AvaDetectError("exclusions file not found", path)
     keys: Set[str] = set()
-    with open(path, "r", encoding="utf-8", newline="") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != 2:
-                raise AvaDetectError(f"expected 2 columns (video_id,timestamp), found {len(row)}", path, lineno)
-            video_id, second = row[0].strip(), row[1].strip()
-            if not video_id:
-                raise AvaDetectError("video id is empty", path, lineno)
-            if not second.isdigit():
-                raise AvaDetectError(f"timestamp must be a whole, non-negative second, found {second!r}", path, lineno)
-            keys.add(image_key(video_id, int(second)))
+    for lineno, row in _csv_lines(read_text(path, "exclusions file")):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != 2:
+            raise AvaDetectError(f"expected 2 columns (video_id,timestamp), found {len(row)}", path, lineno)
+        video_id, second = check_video_id(row[0].strip(), path, lineno), row[1].strip()
+        if not _WHOLE.fullmatch(second):
+            raise AvaDetectError(f"timestamp must be a whole, non-negative second, found {second!r}", path, lineno)
+        if int(second) > MAX_ID:
+            raise AvaDetectError(f"timestamp {second} is too large (at most {MAX_ID})", path, lineno)
+        keys.add(image_key(video_id, int(second)))
     return keys
 
 
+_WHOLE = re.compile(r"[0-9]+")
+
+
+def _csv_lines(text: str) -> Iterable[Tuple[int, List[str]]]:
+    """``(line number, cells)`` of each physical line of CSV text (a quoted cell cannot span lines)."""
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        yield lineno, next(csv.reader([line]), [])
+
+
 def write_exclusions(path: PathLike, keys: Iterable[str]) -> None:
-    """Write image keys (``"video,SSSS"``) as an excluded-timestamps CSV, sorted."""
-    _write_rows(path, (k + "\n" for k in sorted(keys)))
+    """Write image keys (``"video,SSSS"``) as an excluded-timestamps CSV, sorted.
+
+    Raises:
+        AvaDetectError: a key whose video id is not a valid name (nothing is written).
+    """
+    keys = sorted(keys)
+    _check_video_ids((k.rpartition(",")[0] for k in keys), path)
+    _write_rows(path, (k + "\n" for k in keys))
 
 
 FRAME_LIST_HEADER = ["original_vido_id", "video_id", "frame_id", "path", "labels"]
@@ -667,27 +773,38 @@ def read_frame_list(path: PathLike) -> pd.DataFrame:
         labels (str)``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AvaDetectError("frame list not found", path)
+    lines = read_text(path, "frame list").split("\n")
     rows = []
-    with open(path, "r", encoding="utf-8") as f:
-        header = f.readline().split()
-        if header != FRAME_LIST_HEADER:
-            raise AvaDetectError(f"expected the header {' '.join(FRAME_LIST_HEADER)!r}, found {' '.join(header)!r}", path, 1)
-        for lineno, line in enumerate(f, start=2):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 5:
-                raise AvaDetectError(f"expected 5 space-separated fields ({' '.join(FRAME_LIST_HEADER)}), found {len(parts)}", path, lineno)
-            if not (parts[1].isdigit() and parts[2].isdigit()):
-                raise AvaDetectError(f"video_id and frame_id must be integers, found {parts[1]!r} {parts[2]!r}", path, lineno)
-            rows.append((parts[0], int(parts[1]), int(parts[2]), parts[3], parts[4]))
+    header = lines[0].split()
+    if header != FRAME_LIST_HEADER:
+        raise AvaDetectError(f"expected the header {' '.join(FRAME_LIST_HEADER)!r}, found {' '.join(header)!r}", path, 1)
+    for lineno, line in enumerate(lines[1:], start=2):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 5:
+            raise AvaDetectError(f"expected 5 space-separated fields ({' '.join(FRAME_LIST_HEADER)}), found {len(parts)}", path, lineno)
+        if not (_WHOLE.fullmatch(parts[1]) and _WHOLE.fullmatch(parts[2])):
+            raise AvaDetectError(f"video_id and frame_id must be integers, found {parts[1]!r} {parts[2]!r}", path, lineno)
+        if int(parts[1]) > MAX_ID or int(parts[2]) > MAX_ID:
+            raise AvaDetectError(f"video_id and frame_id must be at most {MAX_ID}, found {parts[1]} {parts[2]}", path, lineno)
+        check_video_id(parts[0], path, lineno)
+        rows.append((parts[0], int(parts[1]), int(parts[2]), parts[3], parts[4]))
     return pd.DataFrame(rows, columns=FRAME_LIST_HEADER)
 
 
 def write_frame_list(path: PathLike, df: pd.DataFrame) -> None:
-    """Write a PySlowFast frame list (columns as :func:`read_frame_list` returns them)."""
+    """Write a PySlowFast frame list (columns as :func:`read_frame_list` returns them).
+
+    Raises:
+        AvaDetectError: a video id that is not a valid name or has blanks (the list is space
+            separated), or a path with blanks (nothing is written).
+    """
+    _check_video_ids(df["original_vido_id"], path)
+    for column in ("original_vido_id", "path", "labels"):
+        spaced = [str(v) for v in df[column] if len(str(v).split()) != 1]
+        if spaced:
+            raise AvaDetectError(f"cannot write {column} {spaced[0]!r}: frame lists are space separated", path)
     lines = [" ".join(FRAME_LIST_HEADER) + "\n"]
     for row in df[FRAME_LIST_HEADER].itertuples(index=False):
         lines.append(f"{row[0]} {int(row[1])} {int(row[2])} {row[3]} {row[4]}\n")
@@ -698,18 +815,15 @@ def read_video_list(path: PathLike) -> Dict[str, str]:
     """Read the AVA video file-name list (``ava_file_names_trainval_v2.1.txt``: one file name
     per line, e.g. ``-5KQ66BBWC4.mkv``) -> ``{video_id: file_name}``."""
     path = Path(path)
-    if not path.is_file():
-        raise AvaDetectError("video list not found", path)
     out: Dict[str, str] = {}
-    with open(path, "r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            name = line.strip()
-            if not name:
-                continue
-            if "," in name or "/" in name or " " in name:
-                raise AvaDetectError(f"expected one file name per line (like '-5KQ66BBWC4.mkv'), found {name!r}", path, lineno)
-            video_id = os.path.splitext(name)[0]
-            if video_id in out:
-                raise AvaDetectError(f"video {video_id!r} is listed twice", path, lineno)
-            out[video_id] = name
+    for lineno, line in enumerate(read_text(path, "video list").split("\n"), start=1):
+        name = line.strip()
+        if not name:
+            continue
+        if "," in name or "/" in name or " " in name:
+            raise AvaDetectError(f"expected one file name per line (like '-5KQ66BBWC4.mkv'), found {name!r}", path, lineno)
+        video_id = check_video_id(os.path.splitext(name)[0], path, lineno)
+        if video_id in out:
+            raise AvaDetectError(f"video {video_id!r} is listed twice", path, lineno)
+        out[video_id] = name
     return out
