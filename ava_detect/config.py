@@ -28,6 +28,22 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclass
+class NonLocalConfig:
+    """Non-local blocks in the backbone (PySlowFast's ``NONLOCAL`` section); none by default."""
+
+    #: Per stage res2..res5, per pathway (slow first): indices (0-based) of the residual blocks after
+    #: which a non-local block is inserted; [] = none. PySlowFast's R101 AVA models:
+    #: ``[[[], []], [[], []], [[6, 13, 20], []], [[], []]]``.
+    locations: List[List[List[int]]] = field(default_factory=list)
+    #: Per stage, per pathway: the frames are cut into this many runs that attend separately; [] = 1 everywhere.
+    group: List[List[int]] = field(default_factory=list)
+    #: Per stage, per pathway: max-pool kernel = stride ``[t, h, w]`` on the phi and g branches; [] = no pooling.
+    pool_size: List[List[List[int]]] = field(default_factory=list)
+    #: ``dot_product`` (affinity / number of positions) or ``softmax``.
+    instantiation: str = "softmax"
+
+
+@dataclass
 class ModelConfig:
     """The action detector: SlowFast / Slow-only ResNet backbone + RoI head."""
 
@@ -76,6 +92,8 @@ class ModelConfig:
     roi_sampling_ratio: int = 0
     #: Dropout before the final linear layer.
     dropout: float = 0.5
+    #: Non-local blocks (none by default).
+    non_local: NonLocalConfig = field(default_factory=NonLocalConfig)
 
 
 @dataclass

@@ -9,6 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from ava_detect.config import load_config
+from ava_detect.errors import AvaDetectError
+from ava_detect.model import build_model
 from ava_detect.model.backbone import Bottleneck, create_slowfast_resnet
 from ava_detect.model.nonlocal_block import NonLocalBlock, NonLocalLayout
 from ava_detect.model.optimize import fold_batch_norm
@@ -16,6 +19,10 @@ from ava_detect.model.optimize import fold_batch_norm
 ROOT = Path(__file__).resolve().parent.parent
 R101_NL = NonLocalLayout(locations=(((), ()), ((), ()), ((6, 13, 20), ()), ((), ())),
                          pool_sizes=(((2, 2, 2), (2, 2, 2)),) * 4, instantiation="dot_product")
+NL_OVERRIDES = ["model.depth=101", "model.fusion_kernel_size=5", "model.num_block_temp_kernel=[3,4,6,3]",
+                "model.non_local.locations=[[[],[]],[[],[]],[[6,13,20],[]],[[],[]]]",
+                "model.non_local.pool_size=[[[2,2,2],[2,2,2]],[[2,2,2],[2,2,2]],[[2,2,2],[2,2,2]],[[2,2,2],[2,2,2]]]",
+                "model.non_local.instantiation=dot_product"]
 
 
 def random_block(instantiation: str, pool=(1, 1, 1), group: int = 1, seed: int = 0) -> NonLocalBlock:
@@ -111,3 +118,47 @@ def test_builder_inserts_blocks_after_the_named_residual_blocks():
     assert [tuple(o.shape) for o in out] == [(1, 256, 4, 4, 4), (1, 32, 16, 4, 4)]
     with pytest.raises(ValueError, match=r"location \[23\] of res4 pathway 0: that stage has blocks 0..22"):
         create_slowfast_resnet(depth=101, width_per_group=8, non_local=NonLocalLayout((((), ()), ((), ()), ((23,), ()), ((), ()))))
+
+
+def test_config_section_builds_the_same_layout():
+    model = build_model(load_config(ROOT / "configs/tiny.yaml", NL_OVERRIDES))
+    names = [n for n, m in model.backbone.named_modules() if isinstance(m, NonLocalBlock)]
+    assert names == ["stages.2.0.nonlocal6", "stages.2.0.nonlocal13", "stages.2.0.nonlocal20"]
+    assert model.backbone.stages[2][0].nonlocal6.pool.kernel_size == (2, 2, 2)
+    assert not any(isinstance(m, NonLocalBlock) for m in build_model(load_config(ROOT / "configs/tiny.yaml")).modules())
+
+
+@pytest.mark.parametrize("override, match", [
+    ("model.non_local.locations=[[[],[]],[[],[]],[[6,23],[]],[[],[]]]", r"location \[23\] of res4.*blocks 0..22"),
+    ("model.non_local.locations=[[[]],[[]],[[6]],[[]]]", "4 stages .* x 2 pathway"),
+    ("model.non_local.instantiation=gaussian", "instantiation must be one of"),
+    ("model.non_local.group=[[1,1],[1,1],[0,1],[1,1]]", "groups must be positive"),
+])
+def test_bad_non_local_settings_are_config_errors(override, match):
+    cfg = load_config(ROOT / "configs/tiny.yaml", NL_OVERRIDES + [override])
+    with pytest.raises(AvaDetectError, match=f"model.non_local.*{match}"):
+        build_model(cfg)
+
+
+def test_non_local_presets_carry_pyslowfast_values():
+    cfg8 = load_config(ROOT / "configs/ava/slowfast_r101_8x8_nonlocal.yaml")
+    cfg16 = load_config(ROOT / "configs/ava/slowfast_r101_16x8_nonlocal.yaml")
+    for cfg in (cfg8, cfg16):
+        m = cfg.model
+        assert (m.depth, m.fusion_kernel_size, m.alpha, m.beta_inv, m.fusion_channel_ratio) == (101, 5, 4, 8, 2)
+        assert m.num_block_temp_kernel == [3, 4, 6, 3] and m.res5_dilation == 2 and m.res5_spatial_stride == 1
+        assert m.roi_aligned is False and m.sampling_rate == 2
+        assert m.non_local.locations == [[[], []], [[], []], [[6, 13, 20], []], [[], []]]
+        assert m.non_local.pool_size == [[[2, 2, 2]] * 2] * 4 and m.non_local.group == [[1, 1]] * 4
+        assert m.non_local.instantiation == "dot_product"
+        assert cfg.data.test_short_side == 256 and cfg.data.test_box_threshold == 0.8
+    assert cfg8.model.num_frames == 32 and cfg16.model.num_frames == 64
+
+
+def test_full_size_non_local_models_have_pyslowfast_parameter_count():
+    """59,342,488 parameters as PySlowFast builds SLOWFAST_32x2_R101_50_50 / 64x2 (a few seconds each on CPU)."""
+    for preset in ("slowfast_r101_8x8_nonlocal", "slowfast_r101_16x8_nonlocal"):
+        model = build_model(load_config(ROOT / f"configs/ava/{preset}.yaml"))
+        assert sum(p.numel() for p in model.parameters()) == 59_342_488, preset
+        assert len(model.state_dict()) == 1313
+        assert sum(isinstance(m, NonLocalBlock) for m in model.modules()) == 3
