@@ -12,9 +12,11 @@ and missing. Layouts understood:
 * PyTorchVideo Kinetics classification ``.pyth``: ``{"model_state": {"blocks.*"}}``; its classification
   head ``blocks.N.proj`` is dropped and our detection head is freshly initialised;
 * PySlowFast ``.pyth``: ``{"model_state": {"s1.pathway0_stem.*", "s1_fuse.conv_f2s.*", ..., "head.projection.*"}}``,
-  detection or Kinetics classification (a head with another number of classes is dropped);
+  detection or Kinetics classification (a head with another number of classes is dropped), with
+  non-local blocks (``s4.pathway0_nonlocal6.*``) where the model has them;
 * PySlowFast Caffe2 ``.pkl``: ``{"blobs": {"conv1_w", "res2_0_branch2a_w", "t_res_conv1_bn_s", ...}}``
-  (numpy arrays), renamed as PySlowFast's ``c2_model_loading`` does.
+  (numpy arrays), renamed as PySlowFast's ``c2_model_loading`` does (non-local blobs
+  ``nonlocal_conv4_6_theta_w``, ...: see :mod:`ava_detect.model.nonlocal_names`).
 
 Files are read with ``torch.load(weights_only=True)``; plain pickles (Caffe2 ``.pkl``) go through a
 restricted unpickler that admits only numpy arrays and containers. A file that needs anything else
@@ -39,6 +41,9 @@ from torch import Tensor, nn
 
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_path
+from ava_detect.model.backbone_fit import check_backbone_fits
+from ava_detect.model.nonlocal_names import (PYSLOWFAST_NONLOCAL, caffe2_nonlocal_to_pyslowfast,
+                                             pyslowfast_nonlocal_to_ours)
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +237,7 @@ _PYSLOWFAST_RULES = _rules(
     (r"^s(\d)\.pathway(\d+)_res(\d+)\.branch2\.([abc])_bn\.(\w+)$",
      lambda m: f"backbone.stages.{_i(m, 1, -2)}.{m[2]}.{m[3]}.bn_{m[4]}.{m[5]}"),
     (r"^head\.projection\.(\w+)$", lambda m: f"head.proj.{m[1]}"),
-)
+) + [(PYSLOWFAST_NONLOCAL, pyslowfast_nonlocal_to_ours)]
 
 _PYTORCHVIDEO_RULES = _rules(
     # SlowFast (multipathway) layout
@@ -313,8 +318,6 @@ class _Source:
     entries: Dict[str, Tuple[Optional[str], Tensor]]
     #: file keys that are known and deliberately not loaded, with the reason
     ignored: Dict[str, str] = field(default_factory=dict)
-    #: file keys of parts this model does not implement (non-local blocks), with the reason
-    unsupported: Dict[str, str] = field(default_factory=dict)
     #: file keys of a classification head (dropped; our detection head is initialised)
     classification_head: List[str] = field(default_factory=list)
     #: True/False when the file says whether its head is a detection head; None when unknown
@@ -410,9 +413,6 @@ def _parse_source(obj: Any, path: Path) -> _Source:
 
 def _fill_pyslowfast(src: _Source, state: Mapping[str, Tensor]) -> None:
     for k, v in state.items():
-        if "_nonlocal" in k:
-            src.unsupported[k] = "non-local block (not implemented in this model)"
-            continue
         src.entries[k] = (_apply_rules(_PYSLOWFAST_RULES, k), v)
 
 
@@ -424,7 +424,7 @@ def _parse_caffe2(blobs: Mapping, path: Path) -> _Source:
         if k.endswith("_momentum") or k in ("lr", "model_iter") or not isinstance(v, Tensor):
             src.ignored[k] = "training state, not a weight"
             continue
-        renamed[caffe2_to_pyslowfast_name(k)] = v
+        renamed[caffe2_nonlocal_to_pyslowfast(k) or caffe2_to_pyslowfast_name(k)] = v
     if not renamed:
         raise AvaDetectError("Caffe2 checkpoint has no weight blobs", path)
     _fill_pyslowfast(src, renamed)
@@ -534,13 +534,8 @@ def load_weights(model: nn.Module, source: PathLike, *, head: str = "auto", stri
         report.skipped.append((k, "classification head (not used for detection)"))
     for k, reason in src.ignored.items():
         report.skipped.append((k, reason))
-    if src.unsupported and strict:
-        raise AvaDetectError(
-            f"{len(src.unsupported)} entries of the file belong to non-local blocks, which this model does not have: "
-            f"{_describe_keys(src.unsupported)} (pass strict=False to load the rest; outputs will then differ from "
-            "the original model)", path)
-    for k, reason in src.unsupported.items():
-        report.skipped.append((k, reason))
+    if strict:
+        check_backbone_fits(src.entries, target, path)
 
     new_state: Dict[str, Tensor] = {}
     unexpected: List[str] = []
