@@ -52,6 +52,23 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 
 
 @dataclass
+class NonLocalConfig:
+    """``model.resnet.non_local``: non-local blocks in the ResNet trunk (PySlowFast's ``NONLOCAL``
+    section); none by default."""
+
+    #: Per stage res2..res5, per pathway (slow first): indices (0-based) of the residual blocks after
+    #: which a non-local block is inserted; [] = none. PySlowFast's R101 AVA models:
+    #: ``[[[], []], [[], []], [[6, 13, 20], []], [[], []]]``.
+    locations: List[List[List[int]]] = field(default_factory=list)
+    #: Per stage, per pathway: the frames are cut into this many runs that attend separately; [] = 1 everywhere.
+    group: List[List[int]] = field(default_factory=list)
+    #: Per stage, per pathway: max-pool kernel = stride ``[t, h, w]`` on the phi and g branches; [] = no pooling.
+    pool_size: List[List[List[int]]] = field(default_factory=list)
+    #: ``dot_product`` (affinity / number of positions) or ``softmax``.
+    instantiation: str = "softmax"
+
+
+@dataclass
 class ResNetConfig:
     """``model.resnet``: the 3D ResNet trunk of the ``slow`` and ``slowfast`` architectures."""
 
@@ -71,6 +88,8 @@ class ResNetConfig:
     res5_spatial_stride: int = 1
     #: Dilation of res5's 3x3 convolutions (AVA: 2).
     res5_dilation: int = 2
+    #: Non-local blocks after chosen residual blocks (none by default).
+    non_local: NonLocalConfig = field(default_factory=NonLocalConfig)
 
 
 @dataclass
@@ -318,7 +337,7 @@ class Config:
 #: old flat configs (and the config stored in older checkpoints) still load, with a warning.
 MOVED_MODEL_KEYS: Dict[str, str] = {
     **{k: "resnet" for k in ("depth", "width_per_group", "num_groups", "slow_temporal_kernels",
-                             "num_block_temp_kernel", "res5_spatial_stride", "res5_dilation")},
+                             "num_block_temp_kernel", "res5_spatial_stride", "res5_dilation", "non_local")},
     **{k: "slowfast" for k in ("alpha", "beta_inv", "fusion_channel_ratio", "fusion_kernel_size",
                                "fast_temporal_kernels")},
 }

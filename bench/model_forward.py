@@ -1,11 +1,15 @@
-"""Forward-pass speed of our SlowFast R50 detector against PyTorchVideo's ``slowfast_r50_detection``.
+"""Forward-pass speed of our SlowFast R50 detector against PyTorchVideo's ``slowfast_r50_detection``,
+and the cost of the R101 non-local model (``slowfast_r101_8x8_nonlocal``) relative to R50.
 
-Both models hold the same weights (PyTorchVideo's model with random weights and batch-norm
+Both R50 models hold the same weights (PyTorchVideo's model with random weights and batch-norm
 statistics, saved as ``.pyth`` and loaded into ours) and see the same input: one clip of 8 slow /
 32 fast frames at 256x256 and 5 boxes, eval mode. Variants are timed interleaved in one run; the
 script prints each variant's time, its speed ratio against PyTorchVideo fp32 (reference / variant,
 > 1 = faster), the extra peak memory of one forward pass, and the largest probability difference
-to the reference. It never asserts anything about time.
+to the reference (for the R101 variants: to our R101 in fp32 without BN folding). For R101 with
+non-local blocks it also prints its time relative to our R50 in the same variant, and the share of
+its forward time spent inside the three non-local blocks (timed with forward hooks in a separate
+pass). It never asserts anything about time.
 
     python bench/model_forward.py                 # CPU, fp32 and bf16 autocast
     python bench/model_forward.py --device cuda   # on a GPU (TF32 off for fp32)
@@ -81,12 +85,14 @@ def fixture_bf16_difference() -> Dict[str, float]:
     from ava_detect.model import build_model, load_weights
 
     out = {}
-    for name, width, aligned in (("pyslowfast_slowfast_r50_w8", 8, "true"),
-                                 ("pytorchvideo_slowfast_r50_detection_w16", 16, "false")):
+    for name, preset, width, aligned in (
+            ("pyslowfast_slowfast_r50_w8", "slowfast_r50_8x8", 8, "true"),
+            ("pytorchvideo_slowfast_r50_detection_w16", "slowfast_r50_8x8", 16, "false"),
+            ("pyslowfast_slowfast_r101_nonlocal_w8", "slowfast_r101_8x8_nonlocal", 8, "false")):
         folder = SHARED / "fixtures" / "models" / name
         if not folder.is_dir():
             continue
-        cfg = load_config(ROOT / "configs/ava/slowfast_r50_8x8.yaml",
+        cfg = load_config(ROOT / f"configs/ava/{preset}.yaml",
                           [f"model.resnet.width_per_group={width}", f"model.roi_aligned={aligned}"])
         model = build_model(cfg)
         load_weights(model, folder / "checkpoint.pyth")
@@ -98,6 +104,43 @@ def fixture_bf16_difference() -> Dict[str, float]:
     return out
 
 
+def non_local_share(fn: Callable[[], object], model: torch.nn.Module, device: torch.device, repeats: int) -> float:
+    """Fraction of the wall time of ``fn`` spent inside the model's non-local blocks (forward hooks)."""
+    from ava_detect.model import NonLocalBlock
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    spent, start = [0.0], [0.0]
+
+    def pre(module, args):
+        sync()
+        start[0] = time.perf_counter()
+
+    def post(module, args, out):
+        sync()
+        spent[0] += time.perf_counter() - start[0]
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, NonLocalBlock):
+            handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+    shares = []
+    try:
+        for _ in range(repeats):
+            spent[0] = 0.0
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            shares.append(spent[0] / (time.perf_counter() - t0))
+    finally:
+        for h in handles:
+            h.remove()
+    return statistics.median(shares)
+
+
 def main(argv: List[str] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -107,6 +150,7 @@ def main(argv: List[str] = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="input height and width")
     parser.add_argument("--boxes", type=int, default=5)
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 autocast variants")
+    parser.add_argument("--no-r101", action="store_true", help="skip the R101 non-local model")
     args = parser.parse_args(argv)
 
     warnings.filterwarnings("ignore")
@@ -135,6 +179,13 @@ def main(argv: List[str] = None) -> int:
     optimized = ours.optimized_for_inference(channels_last=True)
     folded_only = ours.optimized_for_inference(channels_last=False)
     reference.to(device), ours.to(device), optimized.to(device), folded_only.to(device)
+    r101 = r101_optimized = None
+    if not args.no_r101:
+        r101 = build_model(load_config(ROOT / "configs/ava/slowfast_r101_8x8_nonlocal.yaml"))
+        randomize(r101, seed=2)
+        r101.eval()
+        r101_optimized = r101.optimized_for_inference(channels_last=True).to(device)
+        r101.to(device)
 
     g = torch.Generator().manual_seed(1)
     t, s = args.frames, args.size
@@ -171,15 +222,24 @@ def main(argv: List[str] = None) -> int:
     if not args.no_bf16:
         variants["pytorchvideo bf16 autocast"] = run_reference_bf16
         variants["ours bf16 autocast, BN folded + channels-last"] = run(optimized, autocast=True)
+    r101_names = {}  # R101 variant -> the R50 variant it is compared with
+    if r101 is not None:
+        r101_names["R101 non-local fp32, BN folded + channels-last"] = "ours fp32, BN folded + channels-last"
+        if not args.no_bf16:
+            r101_names["R101 non-local bf16 autocast, BN folded + channels-last"] = \
+                "ours bf16 autocast, BN folded + channels-last"
+        for name in r101_names:
+            variants[name] = run(r101_optimized, autocast="bf16" in name)
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
     expected = run_reference()
+    expected_r101 = run(r101)() if r101 is not None else None
     diffs, memory = {}, {}
     for name, fn in variants.items():  # warm-up, output check and memory
-        diffs[name] = (fn() - expected).abs().max().item()
+        diffs[name] = (fn() - (expected_r101 if name in r101_names else expected)).abs().max().item()
         sync()
         memory[name] = peak_extra_memory_mib(fn, device)
     times: Dict[str, List[float]] = {name: [] for name in variants}
@@ -208,6 +268,12 @@ def main(argv: List[str] = None) -> int:
     print("speed = reference time / variant time (> 1: faster than PyTorchVideo fp32), from the fastest (min) and "
           "median wall time and from the least process CPU time (cpu; less sensitive to other load on the machine); "
           "peak +MiB = extra peak memory of one forward; max |dp| = largest probability difference to the reference")
+    for name, r50_name in r101_names.items():
+        share = non_local_share(variants[name], r101_optimized, device, args.repeats)
+        print(f"{name}: {min(times[name]) / min(times[r50_name]):.2f}x the time of R50 (min; "
+              f"{statistics.median(times[name]) / statistics.median(times[r50_name]):.2f}x median, "
+              f"{min(cpu_times[name]) / min(cpu_times[r50_name]):.2f}x CPU time); "
+              f"{100 * share:.1f}% of its forward time in the 3 non-local blocks")
     if not args.no_bf16 and device.type == "cpu":
         diffs_fixture = fixture_bf16_difference()
         for name, d in diffs_fixture.items():

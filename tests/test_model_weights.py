@@ -15,6 +15,7 @@ from ava_detect.config import config_to_dict, load_config
 from ava_detect.errors import AvaDetectError
 from ava_detect.model import build_model, load_weights, read_checkpoint, save_checkpoint
 from ava_detect.model.weights import caffe2_to_pyslowfast_name
+from ava_detect.model.nonlocal_names import caffe2_nonlocal_to_pyslowfast
 
 from common import require_extra
 
@@ -44,6 +45,9 @@ def assert_same_weights(a: nn.Module, b: nn.Module, skip_prefix: str = "\0") -> 
 # ---- inverse name maps, written independently of the converters under test -------------------
 
 def ours_to_pyslowfast(key: str) -> str:
+    m = re.match(r"backbone\.stages\.(\d)\.(\d)\.nonlocal(\d+)\.(\w+)\.(\w+)$", key)
+    if m:
+        return f"s{int(m[1]) + 2}.pathway{m[2]}_nonlocal{m[3]}.{m[4]}.{m[5]}"
     m = re.match(r"backbone\.stem\.(\d)\.(conv|bn)\.(\w+)$", key)
     if m:
         return f"s1.pathway{m[1]}_stem.{m[2]}.{m[3]}"
@@ -65,6 +69,12 @@ def pyslowfast_to_caffe2(key: str, last_block: dict) -> str:
     bn_suffix = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"}
     m = re.match(r"s1\.pathway(\d)_stem\.(conv|bn)\.(\w+)$", key)
     t = lambda p: "t_" if p == "1" else ""  # noqa: E731
+    # non-local blocks: prefix "nonlocal_conv<stage>_<block>" of the Caffe2 non-local code, then
+    # "_theta" / "_phi" / "_g" / "_out" (conv blobs _w, _b) or "_bn" (_s, _b, _rm, _riv)
+    nl = re.match(r"s(\d)\.pathway0_nonlocal(\d+)\.(conv_theta|conv_phi|conv_g|conv_out|bn)\.(\w+)$", key)
+    if nl:
+        part = nl[3].replace("conv_", "")
+        return f"nonlocal_conv{nl[1]}_{nl[2]}_{part}_" + (bn_suffix[nl[4]] if part == "bn" else suffix[nl[4]])
     if m:
         return (f"{t(m[1])}conv1_{suffix[m[3]]}" if m[2] == "conv" else f"{t(m[1])}res_conv1_bn_{bn_suffix[m[3]]}")
     m = re.match(r"s(\d)_fuse\.(conv_f2s|bn)\.(\w+)$", key)
@@ -237,16 +247,99 @@ def test_missing_backbone_tensors_are_an_error(tmp_path):
         load_weights(tiny(), path)
 
 
-def test_non_local_blocks_are_named(tmp_path):
+def test_non_local_blocks_the_model_lacks_are_named(tmp_path):
     state = pyslowfast_state(tiny())
-    state["s4.pathway0_nonlocal6.conv_theta.weight"] = torch.zeros(4, 8, 1, 1, 1)
+    state["s4.pathway0_nonlocal3.conv_theta.weight"] = torch.zeros(64, 128, 1, 1, 1)
     path = tmp_path / "nl.pyth"
     torch.save({"model_state": state}, path)
-    with pytest.raises(AvaDetectError, match="non-local blocks.*s4.pathway0_nonlocal6.conv_theta.weight"):
+    with pytest.raises(AvaDetectError, match="no place in the model: 's4.pathway0_nonlocal3.conv_theta.weight'.*"
+                                             "non-local blocks after res4 block.s. 3 of pathway 0; model: .*no non-local"):
         load_weights(tiny(), path)
     report = load_weights(tiny(), path, strict=False)
-    assert ("s4.pathway0_nonlocal6.conv_theta.weight", "non-local block (not implemented in this model)") in report.skipped
+    assert ("s4.pathway0_nonlocal3.conv_theta.weight", "not in this model") in report.skipped
     assert not report.missing
+
+
+# ---- non-local blocks -----------------------------------------------------------------------------
+
+# Tiny R50 with non-local blocks in both pathways (PySlowFast names allow any pathway; Caffe2 files
+# have them in the slow pathway only).
+NL_TINY = ["model.resnet.non_local.locations=[[[],[]],[[1],[]],[[3],[2]],[[],[]]]", "model.resnet.non_local.group=[[1,1],[1,1],[2,1],[1,1]]",
+           "model.resnet.non_local.pool_size=[[[1,1,1],[1,1,1]],[[1,2,2],[1,2,2]],[[2,2,2],[2,2,2]],[[1,1,1],[1,1,1]]]"]
+NL_TINY_SLOW = ["model.resnet.non_local.locations=[[[],[]],[[1],[]],[[3],[]],[[],[]]]", "model.resnet.non_local.instantiation=dot_product"]
+
+
+def test_pyslowfast_layout_with_non_local_blocks_loads_every_tensor(tmp_path):
+    source = randomized(tiny(*NL_TINY))
+    state = pyslowfast_state(source)
+    assert "s4.pathway1_nonlocal2.conv_g.bias" in state and "s3.pathway0_nonlocal1.bn.running_var" in state
+    path = tmp_path / "nl.pyth"
+    torch.save({"model_state": state}, path)
+    target = tiny(*NL_TINY)
+    report = load_weights(target, path)
+    assert report.layout == "pyslowfast" and not report.skipped and not report.missing
+    assert len(report.loaded) == len(source.state_dict())
+    assert_same_weights(source, target)
+    # PySlowFast versions that call the block's batch norm "norm" load the same way
+    torch.save({"model_state": {k.replace("_nonlocal1.bn.", "_nonlocal1.norm."): v for k, v in state.items()}}, path)
+    target = tiny(*NL_TINY)
+    assert not load_weights(target, path).missing
+    assert_same_weights(source, target)
+
+
+def test_caffe2_non_local_blob_names(tmp_path):
+    source = randomized(tiny(*NL_TINY_SLOW))
+    last_block = {"2": 2, "3": 3, "4": 5}
+    state = {k: v for k, v in pyslowfast_state(source).items() if not k.endswith("num_batches_tracked")}
+    blobs = {pyslowfast_to_caffe2(k, last_block): v.numpy().copy() for k, v in state.items()}
+    nl_names = sorted(k for k in blobs if k.startswith("nonlocal_"))
+    assert len(nl_names) == 2 * 12 and "nonlocal_conv4_3_theta_w" in nl_names and "nonlocal_conv3_1_bn_riv" in nl_names
+    for k in state:  # PySlowFast's own renaming chain and ours agree on every name
+        c2 = pyslowfast_to_caffe2(k, last_block)
+        assert caffe2_to_pyslowfast_name(c2) == k
+        if c2.startswith("nonlocal_"):
+            assert caffe2_nonlocal_to_pyslowfast(c2) == k
+    blobs["nonlocal_conv4_3_theta_w_momentum"] = np.zeros(3, dtype=np.float32)
+    path = tmp_path / "SLOWFAST_32x2_R101_50_50.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"blobs": blobs}, f, protocol=2)
+    target = tiny(*NL_TINY_SLOW)
+    report = load_weights(target, path)
+    assert report.layout == "pyslowfast_caffe2"
+    assert report.skipped == [("nonlocal_conv4_3_theta_w_momentum", "training state, not a weight")]
+    assert not report.missing
+    assert_same_weights(source, target)
+
+
+def _assert_one_clear_line(message: str) -> None:
+    assert "\n" not in message and message.count("file (") <= 1 and len(message) < 900, message
+
+
+def test_r50_file_for_a_non_local_preset_and_the_reverse_are_one_clear_error(tmp_path):
+    preset = lambda name: build_model(load_config(ROOT / f"configs/ava/{name}.yaml", ["model.resnet.width_per_group=8"]))  # noqa: E731
+    r50, r101_nl = tmp_path / "r50.pyth", tmp_path / "r101_nl.pyth"
+    torch.save({"model_state": pyslowfast_state(preset("slowfast_r50_32x2"))}, r50)
+    torch.save({"model_state": pyslowfast_state(preset("slowfast_r101_8x8_nonlocal"))}, r101_nl)
+
+    with pytest.raises(AvaDetectError) as e:
+        load_weights(preset("slowfast_r101_8x8_nonlocal"), r50)
+    msg = str(e.value)
+    _assert_one_clear_line(msg)
+    assert msg.startswith(str(r50))
+    assert "first tensor of the model missing from the file: 'backbone.stages.0.0.0.conv_a.weight'" not in msg
+    assert "first tensor of the model missing from the file: 'backbone.stages.2.0.6.conv_a.weight'" in msg
+    assert "File: 2 pathway(s), residual blocks res2..res5 3/4/6/3 and 3/4/6/3, no non-local blocks" in msg
+    assert "model: 2 pathway(s), residual blocks res2..res5 3/4/23/3 and 3/4/23/3, non-local blocks after res4 block(s) 6, 13, 20 of pathway 0" in msg
+
+    with pytest.raises(AvaDetectError) as e:
+        load_weights(preset("slowfast_r50_32x2"), r101_nl)
+    msg = str(e.value)
+    _assert_one_clear_line(msg)
+    assert "first tensor of the file with no place in the model: 's4.pathway0_res6.branch2.a.weight'" in msg
+    assert "non-local blocks after res4 block(s) 6, 13, 20 of pathway 0; model: " in msg
+
+    with pytest.raises(AvaDetectError, match="no place in the model: 's4.pathway0_nonlocal6.conv_theta.weight'"):
+        load_weights(preset("slowfast_r101_32x2"), r101_nl)
 
 
 @pytest.mark.parametrize("content, match", [

@@ -25,15 +25,15 @@ SOURCES = ("ava_detect", "configs", "data_prep", "setup.py", "README.md")
 PROBE = """
 import json, sys
 import ava_detect
-from ava_detect.commands.annotate import default_config_path
+from ava_detect.annotate import preset_config
 from ava_detect.commands.quickstart import recipe_path
 from ava_detect.config import AnnotateConfig, configs_dir, load_config, packaged_configs
-preset = default_config_path(AnnotateConfig().weights)
+preset = preset_config(AnnotateConfig().weights)
 cfg = load_config(preset)
 recipe = load_config(recipe_path())
 print(json.dumps({"package": ava_detect.__file__, "configs_dir": str(configs_dir()), "preset": str(preset),
-                  "arch": cfg.model.arch, "depth": cfg.model.depth, "roi_aligned": cfg.model.roi_aligned,
-                  "recipe_classes": recipe.model.num_classes, "recipe_depth": recipe.model.depth,
+                  "arch": cfg.model.arch, "depth": cfg.model.resnet.depth, "roi_aligned": cfg.model.roi_aligned,
+                  "recipe_classes": recipe.model.num_classes, "recipe_depth": recipe.model.resnet.depth,
                   "shipped": packaged_configs()}))
 """
 

@@ -18,13 +18,15 @@ from ava_detect.model.base import Backbone, InputSpec
 from ava_detect.model.weights import LoadReport, load_weights, read_checkpoint, save_checkpoint
 from ava_detect.model.detector import ActionDetector
 from ava_detect.model.head import RoIActionHead
+from ava_detect.model.nonlocal_block import NonLocalBlock, NonLocalLayout
 from ava_detect.model.optimize import fold_batch_norm, optimize_for_inference
 
 if TYPE_CHECKING:
     from ava_detect.config import Config, ModelConfig
 
 __all__ = [
-    "ARCHITECTURES", "ActionDetector", "Backbone", "InputSpec", "LoadReport", "ResNetBackbone", "RoIActionHead",
+    "ARCHITECTURES", "ActionDetector", "Backbone", "InputSpec", "LoadReport", "NonLocalBlock", "NonLocalLayout",
+    "ResNetBackbone", "RoIActionHead",
     "build_backbone", "build_model", "check_model_config", "create_slow_resnet", "create_slowfast_resnet",
     "fold_batch_norm", "input_spec_from_config", "load_weights", "optimize_for_inference", "read_checkpoint",
     "save_checkpoint",

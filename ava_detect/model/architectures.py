@@ -11,11 +11,12 @@ row here. Nothing else in the package tests ``arch``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence, Tuple
 
 from ava_detect.errors import AvaDetectError
 from ava_detect.model.backbone import STAGE_DEPTHS, create_slow_resnet, create_slowfast_resnet
 from ava_detect.model.base import Backbone, InputSpec
+from ava_detect.model.nonlocal_block import NonLocalLayout
 
 if TYPE_CHECKING:
     from ava_detect.config import ModelConfig, ResNetConfig, SlowFastConfig
@@ -73,6 +74,28 @@ def check_slowfast_config(s: "SlowFastConfig", r: "ResNetConfig") -> None:
                                   "fusion_kernel_size": s.fusion_kernel_size})
 
 
+def non_local_layout(r: "ResNetConfig", num_pathways: int) -> Optional[NonLocalLayout]:
+    """``model.resnet.non_local`` as a :class:`~ava_detect.model.nonlocal_block.NonLocalLayout` (None without
+    locations), checked against the trunk's stages and pathways.
+
+    Raises:
+        AvaDetectError: locations, groups or pool sizes that do not fit the trunk (naming the section).
+    """
+    nl = r.non_local
+    if not any(after for per_stage in nl.locations for after in per_stage):
+        return None
+    layout = NonLocalLayout(
+        locations=tuple(tuple(tuple(a) for a in per_stage) for per_stage in nl.locations),
+        groups=tuple(tuple(g) for g in nl.group),
+        pool_sizes=tuple(tuple(tuple(size) for size in per_stage) for per_stage in nl.pool_size),
+        instantiation=nl.instantiation)
+    try:
+        layout.check(num_pathways, STAGE_DEPTHS[r.depth])
+    except ValueError as e:
+        raise AvaDetectError(f"config section 'model.resnet.non_local': {e}") from None
+    return layout
+
+
 def _check_slowfast(m: "ModelConfig") -> None:
     check_resnet_config(m.resnet)
     check_slowfast_config(m.slowfast, m.resnet)
@@ -85,7 +108,7 @@ def _build_slowfast(m: "ModelConfig") -> Backbone:
         fusion_kernel_size=s.fusion_kernel_size, width_per_group=r.width_per_group, num_groups=r.num_groups,
         slow_temporal_kernels=r.slow_temporal_kernels, fast_temporal_kernels=s.fast_temporal_kernels,
         num_block_temp_kernel=list(r.num_block_temp_kernel) or None, res5_spatial_stride=r.res5_spatial_stride,
-        res5_dilation=r.res5_dilation)
+        res5_dilation=r.res5_dilation, non_local=non_local_layout(r, 2))
 
 
 def _build_slow(m: "ModelConfig") -> Backbone:
@@ -93,7 +116,7 @@ def _build_slow(m: "ModelConfig") -> Backbone:
     return create_slow_resnet(
         depth=r.depth, width_per_group=r.width_per_group, num_groups=r.num_groups,
         temporal_kernels=r.slow_temporal_kernels, num_block_temp_kernel=list(r.num_block_temp_kernel) or None,
-        res5_spatial_stride=r.res5_spatial_stride, res5_dilation=r.res5_dilation)
+        res5_spatial_stride=r.res5_spatial_stride, res5_dilation=r.res5_dilation, non_local=non_local_layout(r, 1))
 
 
 #: ``model.arch`` -> its row.

@@ -12,16 +12,20 @@ and PyTorchVideo names onto them:
 * ``fusions.<i>.conv`` / ``fusions.<i>.bn``                 fast -> slow after stem (i=0), res2..res4
 * ``stages.<s>.<p>.<b>.{conv_a,bn_a,conv_b,bn_b,conv_c,bn_c}`` block ``b`` of res``s+2``
 * ``stages.<s>.<p>.<b>.{shortcut_conv,shortcut_bn}``        projection shortcut (first block)
+* ``stages.<s>.<p>.nonlocal<b>.{conv_theta,conv_phi,conv_g,conv_out,bn}`` non-local block after block ``b``
+  (:mod:`ava_detect.model.nonlocal_block`; only where a :class:`NonLocalLayout` puts one)
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from ava_detect.model.base import Backbone, InputSpec
+from ava_detect.model.nonlocal_block import NonLocalBlock, NonLocalLayout
 
 #: Bottleneck blocks per stage (res2, res3, res4, res5).
 STAGE_DEPTHS = {18: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -168,17 +172,24 @@ def _stage_temporal_kernels(kernel: int, num_blocks: int, num_with_kernel: Optio
 
 
 def _build_pathway_stage(in_channels: int, inner: int, out: int, *, num_blocks: int, temporal_kernels: List[int],
-                         spatial_stride: int, dilation: int, groups: int) -> nn.Sequential:
-    blocks = []
+                         spatial_stride: int, dilation: int, groups: int,
+                         non_local: Optional[Tuple[NonLocalLayout, int, int]] = None) -> nn.Sequential:
+    """Blocks ``"0"``, ``"1"``, ...; with ``non_local = (layout, stage, pathway)``, a ``"nonlocal<b>"``
+    module follows each block ``b`` that the layout names."""
+    after = non_local[0].after(*non_local[1:]) if non_local else ()
+    blocks = OrderedDict()
     for b in range(num_blocks):
-        blocks.append(Bottleneck(in_channels if b == 0 else out, inner, out, temporal_kernel=temporal_kernels[b],
-                                 spatial_stride=spatial_stride if b == 0 else 1, dilation=dilation, groups=groups))
-    return nn.Sequential(*blocks)
+        blocks[str(b)] = Bottleneck(in_channels if b == 0 else out, inner, out, temporal_kernel=temporal_kernels[b],
+                                    spatial_stride=spatial_stride if b == 0 else 1, dilation=dilation, groups=groups)
+        if b in after:
+            blocks[f"nonlocal{b}"] = non_local[0].build(non_local[1], non_local[2], out)
+    return nn.Sequential(blocks)
 
 
 def _build(*, depth: int, width_per_group: int, num_groups: int, temporal_kernels: Sequence[Sequence[int]],
            beta_inv: Sequence[int], fusion: Optional[Tuple[int, int, int]], num_block_temp_kernel: Optional[Sequence[int]],
-           res5_spatial_stride: int, res5_dilation: int, in_channels: int) -> ResNetBackbone:
+           res5_spatial_stride: int, res5_dilation: int, in_channels: int,
+           non_local: Optional[NonLocalLayout] = None) -> ResNetBackbone:
     if depth not in STAGE_DEPTHS:
         raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
     for kernels in temporal_kernels:
@@ -190,6 +201,8 @@ def _build(*, depth: int, width_per_group: int, num_groups: int, temporal_kernel
         raise ValueError(f"num_block_temp_kernel has one value per stage res2..res5, got {list(num_block_temp_kernel)}")
     depths = STAGE_DEPTHS[depth]
     num_paths = len(temporal_kernels)
+    if non_local is not None:
+        non_local.check(num_paths, depths)
     stem_out = [width_per_group // r for r in beta_inv]
     if min(stem_out) < 1:
         raise ValueError(f"width_per_group {width_per_group} is too small for channel ratio 1/{max(beta_inv)}")
@@ -213,7 +226,8 @@ def _build(*, depth: int, width_per_group: int, num_groups: int, temporal_kernel
                                               None if num_block_temp_kernel is None else num_block_temp_kernel[s])
             pathways.append(_build_pathway_stage(dims_in[p], inner[p], out[p], num_blocks=depths[s],
                                                  temporal_kernels=kernels, spatial_stride=strides[s],
-                                                 dilation=dilations[s], groups=num_groups))
+                                                 dilation=dilations[s], groups=num_groups,
+                                                 non_local=(non_local, s, p) if non_local else None))
         stages.append(pathways)
         lateral = 0
         if fusion is not None and s < 3:
@@ -228,11 +242,14 @@ def _build(*, depth: int, width_per_group: int, num_groups: int, temporal_kernel
 
 
 def init_backbone_weights(backbone: nn.Module, zero_init_final_bn: bool = True) -> None:
-    """The reference initialisation: He-normal (fan_out) convolutions, BN weight 1 / bias 0, and BN
-    weight 0 at the end of each residual branch (``zero_init_final_bn``) so blocks start as identities."""
+    """The reference initialisation: He-normal (fan_out) convolutions with zero biases, BN weight 1 /
+    bias 0, and BN weight 0 at the end of each residual branch and of each non-local block
+    (``zero_init_final_bn``, PySlowFast's ``transform_final_bn``) so blocks start as identities."""
     for m in backbone.modules():
         if isinstance(m, nn.Conv3d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm3d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
@@ -240,6 +257,8 @@ def init_backbone_weights(backbone: nn.Module, zero_init_final_bn: bool = True) 
         for m in backbone.modules():
             if isinstance(m, Bottleneck):
                 nn.init.zeros_(m.bn_c.weight)
+            elif isinstance(m, NonLocalBlock):
+                nn.init.zeros_(m.bn.weight)
 
 
 def create_slowfast_resnet(
@@ -257,6 +276,7 @@ def create_slowfast_resnet(
     res5_spatial_stride: int = 1,
     res5_dilation: int = 2,
     in_channels: int = 3,
+    non_local: Optional[NonLocalLayout] = None,
 ) -> ResNetBackbone:
     """SlowFast ResNet backbone; the defaults are the paper's R50 recipe for AVA.
 
@@ -275,6 +295,7 @@ def create_slowfast_resnet(
             rest use 1; PySlowFast's ``NUM_BLOCK_TEMP_KERNEL``); None = every block.
         res5_spatial_stride, res5_dilation: AVA uses 1 and 2 (output stride 16).
         in_channels: input channels (3, RGB).
+        non_local: where to insert non-local blocks (:class:`NonLocalLayout`); None = nowhere.
 
     Returns:
         A backbone whose ``forward([slow [B,3,T/alpha,H,W], fast [B,3,T,H,W]])`` returns
@@ -284,7 +305,7 @@ def create_slowfast_resnet(
                   temporal_kernels=[list(slow_temporal_kernels), list(fast_temporal_kernels)],
                   beta_inv=[1, beta_inv], fusion=(fusion_channel_ratio, fusion_kernel_size, alpha),
                   num_block_temp_kernel=num_block_temp_kernel, res5_spatial_stride=res5_spatial_stride,
-                  res5_dilation=res5_dilation, in_channels=in_channels)
+                  res5_dilation=res5_dilation, in_channels=in_channels, non_local=non_local)
 
 
 def create_slow_resnet(
@@ -297,6 +318,7 @@ def create_slow_resnet(
     res5_spatial_stride: int = 1,
     res5_dilation: int = 2,
     in_channels: int = 3,
+    non_local: Optional[NonLocalLayout] = None,
 ) -> ResNetBackbone:
     """Slow-only ResNet backbone (the slow pathway of SlowFast on its own); defaults = Slow R50 for AVA.
 
@@ -308,4 +330,4 @@ def create_slow_resnet(
     return _build(depth=depth, width_per_group=width_per_group, num_groups=num_groups,
                   temporal_kernels=[list(temporal_kernels)], beta_inv=[1], fusion=None,
                   num_block_temp_kernel=num_block_temp_kernel, res5_spatial_stride=res5_spatial_stride,
-                  res5_dilation=res5_dilation, in_channels=in_channels)
+                  res5_dilation=res5_dilation, in_channels=in_channels, non_local=non_local)

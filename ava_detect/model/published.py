@@ -50,10 +50,21 @@ PUBLISHED: Dict[str, PublishedWeights] = {
     "slow_r50_4x16_ava_pyslowfast": PublishedWeights(
         f"{_PSF}/ava/C2D_8x8_R50.pkl", "ava/slow_r50_4x16.yaml",
         "PySlowFast model zoo Slow R50 4x16, AVA v2.2, 19.5 frame-mAP (Caffe2 .pkl, aligned=False)"),
-    "slowfast_r101_32x2_ava": PublishedWeights(
-        f"{_PSF}/ava/SLOWFAST_32x2_R101_50_50.pkl", "ava/slowfast_r101_32x2.yaml",
-        "PySlowFast model zoo SlowFast R101 8x8, AVA v2.2, 29.1 frame-mAP; it contains non-local blocks, "
-        "which this model does not have: loads only with strict=False and does not reproduce the published scores"),
+    "slowfast_r101_8x8_nonlocal_ava": PublishedWeights(
+        f"{_PSF}/ava/SLOWFAST_32x2_R101_50_50.pkl", "ava/slowfast_r101_8x8_nonlocal.yaml",
+        "PySlowFast model zoo SlowFast R101 8x8 with non-local blocks, AVA v2.2, 29.1 frame-mAP as published "
+        "(Caffe2 .pkl, aligned=False)"),
+    "slowfast_r101_16x8_nonlocal_ava": PublishedWeights(
+        f"{_PSF}/ava/SLOWFAST_64x2_R101_50_50.pkl", "ava/slowfast_r101_16x8_nonlocal.yaml",
+        "PySlowFast model zoo SlowFast R101 16x8 with non-local blocks, AVA v2.2, 29.4 frame-mAP as published "
+        "(Caffe2 .pkl, aligned=False)"),
+    "slowfast_r101_8x8_nonlocal_ava_v2.1": PublishedWeights(
+        f"{_PSF}/ava/SLOWFAST_32x2_R101_50_50_v2.1.pkl", "ava/slowfast_r101_8x8_nonlocal.yaml",
+        "PySlowFast model zoo SlowFast R101 8x8 with non-local blocks, AVA v2.1, 28.2 frame-mAP as published "
+        "(Caffe2 .pkl, aligned=False)"),
+    "slowfast_r101_32x2_ava": PublishedWeights(  # the former name of slowfast_r101_8x8_nonlocal_ava
+        f"{_PSF}/ava/SLOWFAST_32x2_R101_50_50.pkl", "ava/slowfast_r101_8x8_nonlocal.yaml",
+        "former name of slowfast_r101_8x8_nonlocal_ava (the same file and preset)"),
     "slowfast_r50_8x8_kinetics400": PublishedWeights(
         f"{_PTV}/kinetics/SLOWFAST_8x8_R50.pyth", "ava/slowfast_r50_8x8.yaml",
         "PyTorchVideo slowfast_r50, Kinetics-400 backbone (76.4 top-1) to train AVA heads from"),
@@ -63,10 +74,21 @@ PUBLISHED: Dict[str, PublishedWeights] = {
     "slowfast_r50_8x8_kinetics400_pyslowfast": PublishedWeights(
         f"{_PSF}/kinetics400/SLOWFAST_8x8_R50.pkl", "ava/slowfast_r50_32x2.yaml",
         "PySlowFast model zoo SlowFast R50 8x8, Kinetics-400 backbone (Caffe2 .pkl)"),
-    "slowfast_r101_32x2_kinetics600": PublishedWeights(
-        f"{_PSF}/ava/pretrain/SLOWFAST_32x2_R101_50_50.pkl", "ava/slowfast_r101_32x2.yaml",
-        "PySlowFast model zoo SlowFast R101 Kinetics-600 backbone used for its AVA models "
-        "(non-local blocks, if present, are skipped with strict=False)"),
+    "slowfast_r101_8x8_nonlocal_kinetics600": PublishedWeights(
+        f"{_PSF}/ava/pretrain/SLOWFAST_32x2_R101_50_50.pkl", "ava/slowfast_r101_8x8_nonlocal.yaml",
+        "PySlowFast model zoo Kinetics-600 SlowFast R101 8x8 backbone with non-local blocks, the start of its "
+        "29.1 AVA model (Caffe2 .pkl)"),
+    "slowfast_r101_16x8_nonlocal_kinetics600": PublishedWeights(
+        f"{_PSF}/ava/pretrain/SLOWFAST_64x2_R101_50_50.pkl", "ava/slowfast_r101_16x8_nonlocal.yaml",
+        "PySlowFast model zoo Kinetics-600 SlowFast R101 16x8 backbone with non-local blocks, the start of its "
+        "29.4 AVA model (Caffe2 .pkl)"),
+    "slowfast_r101_8x8_nonlocal_kinetics600_v2.1": PublishedWeights(
+        f"{_PSF}/ava/pretrain/SLOWFAST_32x2_R101_50_50_v2.1.pkl", "ava/slowfast_r101_8x8_nonlocal.yaml",
+        "PySlowFast model zoo Kinetics-600 SlowFast R101 8x8 backbone with non-local blocks, the start of its "
+        "28.2 AVA v2.1 model (Caffe2 .pkl)"),
+    "slowfast_r101_32x2_kinetics600": PublishedWeights(  # the former name of slowfast_r101_8x8_nonlocal_kinetics600
+        f"{_PSF}/ava/pretrain/SLOWFAST_32x2_R101_50_50.pkl", "ava/slowfast_r101_8x8_nonlocal.yaml",
+        "former name of slowfast_r101_8x8_nonlocal_kinetics600 (the same file and preset)"),
 }
 
 

@@ -12,9 +12,11 @@ and missing. Layouts understood:
 * PyTorchVideo Kinetics classification ``.pyth``: ``{"model_state": {"blocks.*"}}``; its classification
   head ``blocks.N.proj`` is dropped and our detection head is freshly initialised;
 * PySlowFast ``.pyth``: ``{"model_state": {"s1.pathway0_stem.*", "s1_fuse.conv_f2s.*", ..., "head.projection.*"}}``,
-  detection or Kinetics classification (a head with another number of classes is dropped);
+  detection or Kinetics classification (a head with another number of classes is dropped), with
+  non-local blocks (``s4.pathway0_nonlocal6.*``) where the model has them;
 * PySlowFast Caffe2 ``.pkl``: ``{"blobs": {"conv1_w", "res2_0_branch2a_w", "t_res_conv1_bn_s", ...}}``
-  (numpy arrays), renamed as PySlowFast's ``c2_model_loading`` does.
+  (numpy arrays), renamed as PySlowFast's ``c2_model_loading`` does (non-local blobs
+  ``nonlocal_conv4_6_theta_w``, ...: see :mod:`ava_detect.model.nonlocal_names`).
 
 Files are read with ``torch.load(weights_only=True)`` (:func:`ava_detect.serialization.load_torch_file`); plain pickles (Caffe2 ``.pkl``) go through a
 restricted unpickler that admits only numpy arrays and containers. A file that needs anything else
@@ -38,6 +40,9 @@ from torch import Tensor, nn
 
 from ava_detect.errors import AvaDetectError
 from ava_detect.serialization import UnreadableTorchFile, load_torch_file, save_torch_file
+from ava_detect.model.backbone_fit import check_backbone_fits
+from ava_detect.model.nonlocal_names import (PYSLOWFAST_NONLOCAL, caffe2_nonlocal_to_pyslowfast,
+                                             pyslowfast_nonlocal_to_ours)
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +232,7 @@ _PYSLOWFAST_RULES = _rules(
     (r"^s(\d)\.pathway(\d+)_res(\d+)\.branch2\.([abc])_bn\.(\w+)$",
      lambda m: f"backbone.stages.{_i(m, 1, -2)}.{m[2]}.{m[3]}.bn_{m[4]}.{m[5]}"),
     (r"^head\.projection\.(\w+)$", lambda m: f"head.proj.{m[1]}"),
-)
+) + [(PYSLOWFAST_NONLOCAL, pyslowfast_nonlocal_to_ours)]
 
 _PYTORCHVIDEO_RULES = _rules(
     # SlowFast (multipathway) layout
@@ -308,8 +313,6 @@ class _Source:
     entries: Dict[str, Tuple[Optional[str], Tensor]]
     #: file keys that are known and deliberately not loaded, with the reason
     ignored: Dict[str, str] = field(default_factory=dict)
-    #: file keys of parts this model does not implement (non-local blocks), with the reason
-    unsupported: Dict[str, str] = field(default_factory=dict)
     #: file keys of a classification head (dropped; our detection head is initialised)
     classification_head: List[str] = field(default_factory=list)
     #: True/False when the file says whether its head is a detection head; None when unknown
@@ -381,9 +384,6 @@ def _from_pyslowfast(state: Mapping[str, Tensor], cfg_text: Optional[str], layou
     whether the head is a detection head and which RoIAlign setting it was trained with."""
     src = _Source(layout, {})
     for k, v in state.items():
-        if "_nonlocal" in k:
-            src.unsupported[k] = "non-local block (not implemented in this model)"
-            continue
         src.entries[k] = (_apply_rules(_PYSLOWFAST_RULES, k), v)
     if cfg_text:
         src.is_detection = _yaml_flag(cfg_text, "DETECTION", "ENABLE")
@@ -401,7 +401,7 @@ def _from_caffe2(blobs: Mapping, path: Path) -> _Source:
         if k.endswith("_momentum") or k in ("lr", "model_iter") or not isinstance(v, Tensor):
             ignored[k] = "training state, not a weight"
             continue
-        renamed[caffe2_to_pyslowfast_name(k)] = v
+        renamed[caffe2_nonlocal_to_pyslowfast(k) or caffe2_to_pyslowfast_name(k)] = v
     if not renamed:
         raise AvaDetectError("Caffe2 checkpoint has no weight blobs", path)
     src = _from_pyslowfast(renamed, None, layout="pyslowfast_caffe2")
@@ -504,19 +504,16 @@ def _layout_name(src: _Source) -> str:
     return LAYOUTS.get(src.layout, src.layout)
 
 
-def _report_unused(src: _Source, report: LoadReport, strict: bool, path: Path) -> None:
-    """Report the file's entries that are known and not loaded; non-local blocks are an error when ``strict``."""
+def _report_unused(src: _Source, report: LoadReport, strict: bool, target: Mapping[str, Tensor], path: Path) -> None:
+    """Report the file's entries that are known and not loaded; when ``strict``, a file whose backbone
+    layout differs from the model's (non-local blocks, depth, pathways) is an error naming the first
+    tensor that does not fit."""
     for k in src.classification_head:
         report.skipped.append((k, "classification head (not used for detection)"))
     for k, reason in src.ignored.items():
         report.skipped.append((k, reason))
-    if src.unsupported and strict:
-        raise AvaDetectError(
-            f"{len(src.unsupported)} entries of the file belong to non-local blocks, which this model does not have: "
-            f"{_describe_keys(src.unsupported)} (pass strict=False to load the rest; outputs will then differ from "
-            "the original model)", path)
-    for k, reason in src.unsupported.items():
-        report.skipped.append((k, reason))
+    if strict:
+        check_backbone_fits(src.entries, target, path)
 
 
 def _match_backbone(src: _Source, target: Mapping[str, Tensor], report: LoadReport, strict: bool,
@@ -621,7 +618,7 @@ def load_weights(model: nn.Module, source: PathLike, *, head: str = "auto", stri
         raise AvaDetectError("load weights into the detector before optimized_for_inference()", path)
     report = LoadReport(source=os.fspath(source) if os.fspath(source) == os.fspath(path)
                         else f"{os.fspath(source)} ({os.fspath(path)})", layout=src.layout)
-    _report_unused(src, report, strict, path)
+    _report_unused(src, report, strict, target, path)
     new_state = _match_backbone(src, target, report, strict, path)
     head_state = _match_head(src, target, model.head.proj.out_features, head, report, path)
     new_state.update(head_state)
