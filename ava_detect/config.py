@@ -32,12 +32,12 @@ from omegaconf.errors import OmegaConfBaseException
 from ava_detect.data.layout import DatasetLayout
 from ava_detect.config_checks import at_least, at_most, check_section, choice, ranged, ranged_list
 from ava_detect.errors import AvaDetectError
+from ava_detect.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 from ava_detect.io import atomic_open
 from ava_detect.text import read_text
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: The relative names of the dataset layout's files (see :mod:`ava_detect.data.layout`).
 _LAYOUT = DatasetLayout()
@@ -250,8 +250,9 @@ class TestConfig:
 
     output_dir: str = "runs/test"
     batch_size: int = ranged(8, lo=1)
-    #: ``activitynet`` (official) or ``pyslowfast``.
-    protocol: str = choice("activitynet", ("activitynet", "pyslowfast"))
+    #: The evaluation protocol: a name of :data:`ava_detect.evaluation.protocols.PROTOCOLS`
+    #: (``activitynet``, the official one, or ``pyslowfast``).
+    protocol: str = choice(DEFAULT_PROTOCOL, tuple(PROTOCOLS))
     #: Label map used for the headline number (empty: the packaged official 60-class list).
     eval_labelmap: str = ""
     #: Run the action model under bfloat16 autocast at inference (``test`` and ``annotate``; ``--bf16``):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Optional
 
-PathLike = Union[str, "os.PathLike[str]"]
+from ava_detect.io import PathLike
 
 
 class AvaDetectError(Exception):

@@ -9,7 +9,6 @@ intact. The model's weights (:mod:`ava_detect.model.weights`), training checkpoi
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -18,8 +17,7 @@ import torch
 
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_path
-
-PathLike = Union[str, "os.PathLike[str]"]
+from ava_detect.io import PathLike
 
 
 class UnreadableTorchFile(AvaDetectError):

@@ -12,12 +12,9 @@
 from __future__ import annotations
 
 import codecs
-import os
-from typing import Union
 
 from ava_detect.errors import AvaDetectError
-
-PathLike = Union[str, "os.PathLike[str]"]
+from ava_detect.io import PathLike
 
 _UTF8_BOM = codecs.BOM_UTF8
 _OTHER_BOMS = (

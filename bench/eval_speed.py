@@ -167,7 +167,7 @@ def subset_files(paths: dict, directory: Path, fraction: float) -> dict:
 
 
 # --------------------------------------------------------------------------------------
-# The direct loop implementation (the rules of DESIGN.md section 5, one image and class at a time)
+# The direct loop implementation (the frame-mAP rules of docs/architecture.md and README, one image and class at a time)
 # --------------------------------------------------------------------------------------
 
 

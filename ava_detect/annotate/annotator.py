@@ -13,7 +13,6 @@ default ``slowfast_r50_8x8_ava``) describes the model (:func:`load_annotate_conf
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence, Union
 
@@ -28,11 +27,10 @@ from ava_detect.data.dataset import build_test_transform
 from ava_detect.data.labelmaps import resolve_labelmap
 from ava_detect.detection import build_detector
 from ava_detect.errors import AvaDetectError
+from ava_detect.io import PathLike
 
 if TYPE_CHECKING:
     from ava_detect.detection.base import PersonDetector
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def preset_config(weights: str) -> Optional[Path]:

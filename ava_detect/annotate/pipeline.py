@@ -39,7 +39,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import av
 import numpy as np
@@ -58,10 +58,10 @@ from ava_detect.detection.base import PersonDetector
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open, atomic_path
 from ava_detect.structures import pixels_to_normalized
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 _TOL = FRAME_TIME_TOLERANCE_S
 
 

@@ -15,16 +15,15 @@ from __future__ import annotations
 import logging
 import os
 from fractions import Fraction
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional
 
 import av
 import numpy as np
 
 from ava_detect.errors import AvaDetectError
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 class _AudioCopy:

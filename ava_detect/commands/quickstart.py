@@ -94,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from ava_detect import cli
     from ava_detect.commands.test import print_test_result
     from ava_detect.config import load_config, save_config
     from ava_detect.data.constants import FPS

@@ -39,7 +39,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import pandas as pd
@@ -48,10 +48,9 @@ from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open
 from ava_detect.structures import image_key
 from ava_detect.text import read_text
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Coordinates may lie this far outside [0, 1] (rounding in the published files); they are clipped.
 COORD_TOLERANCE = 1e-3

@@ -31,10 +31,9 @@ Batches (:func:`collate`) are dicts:
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import pandas as pd
@@ -53,8 +52,6 @@ if TYPE_CHECKING:
     from ava_detect.data.transforms import TestTransform
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: A predicted box takes the labels of the ground-truth box it overlaps most when IoU >= this.
 LABEL_IOU_THRESHOLD = 0.9

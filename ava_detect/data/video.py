@@ -45,10 +45,9 @@ import torch
 
 from ava_detect.data.constants import FPS, SEGMENT_START_SECOND
 from ava_detect.errors import AvaDetectError
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: A decoded frame is taken for a wanted time ``t`` when its timestamp is at most ``t`` plus this
 #: (seconds): covers timestamps rounded to whole milliseconds.

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -30,13 +29,12 @@ from ava_detect.data.ava_files import BOX_COLUMNS, group_boxes, read_ground_trut
 from ava_detect.detection.base import Detections, FrameKey, Frames, PersonDetector, as_frame_list, empty_detections
 from ava_detect.errors import AvaDetectError
 from ava_detect.structures import image_key, normalized_to_pixels
+from ava_detect.io import PathLike
 
 if TYPE_CHECKING:
     from ava_detect.config import DetectorConfig
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: ``format`` values: recognise from the first row, predicted boxes, ground truth.
 CSV_FORMATS = ("auto", "boxes", "ground_truth")

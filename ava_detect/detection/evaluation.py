@@ -103,45 +103,13 @@ def evaluate_person_boxes(
     from pycocotools.cocoeval import COCOeval
 
     gt = group_boxes(ground_truth[["video_id", "second", *BOX_COLUMNS]]) if len(ground_truth) else ground_truth
-    gt_videos = set(gt["video_id"].astype(str)) if len(gt) else set()
-    span: Dict[str, Tuple[int, int]] = {}
-    if len(gt):
-        g = gt.assign(video_id=gt["video_id"].astype(str)).groupby("video_id")["second"]
-        span = {v: (int(lo), int(hi)) for v, lo, hi in zip(g.min().index, g.min().to_numpy(), g.max().to_numpy())}
-    if detected_keys is None:
-        detected_keys = zip(detections["video_id"].astype(str), detections["second"].astype(int))
-    keys = sorted({(str(v), int(s)) for v, s in detected_keys
-                   if str(v) in gt_videos and span[str(v)][0] <= int(s) <= span[str(v)][1]})
-    key_id = {k: i + 1 for i, k in enumerate(keys)}
-    gt_keys = set(zip(gt["video_id"].astype(str), gt["second"].astype(int))) if len(gt) else set()
-    missing = len({k for k in gt_keys if k[0] in {v for v, _ in keys} and k not in key_id})
+    key_id, missing = _evaluated_keys(gt, detections, detected_keys)
     sizes = image_sizes or {}
-
-    def to_coco(df: pd.DataFrame, with_score: bool) -> List[dict]:
-        out = []
-        if not len(df):
-            return out
-        ids = [key_id.get((str(v), int(s)), 0) for v, s in zip(df["video_id"].astype(str), df["second"])]
-        coords = df[BOX_COLUMNS].to_numpy(np.float64)
-        scores = df["score"].to_numpy(np.float64) if with_score else None
-        for n, (image_id, c, v) in enumerate(zip(ids, coords, df["video_id"].astype(str))):
-            if not image_id:
-                continue
-            w, h = sizes.get(v, (1000, 1000))
-            x, y, bw, bh = c[0] * w, c[1] * h, (c[2] - c[0]) * w, (c[3] - c[1]) * h
-            item = {"image_id": image_id, "category_id": 1, "bbox": [x, y, bw, bh]}
-            if with_score:
-                item["score"] = float(scores[n])
-            else:
-                item.update(area=bw * bh, iscrowd=0)
-            out.append(item)
-        return out
-
-    gt_anns = to_coco(gt, False)
+    gt_anns = _to_coco(gt, key_id, sizes, with_score=False)
     for i, a in enumerate(gt_anns, start=1):
         a["id"] = i
-    det_anns = to_coco(detections, True)
-    report = PersonBoxReport(ap50=float("nan"), recall50=float("nan"), keys=len(keys), gt_boxes=len(gt_anns),
+    det_anns = _to_coco(detections, key_id, sizes, with_score=True)
+    report = PersonBoxReport(ap50=float("nan"), recall50=float("nan"), keys=len(key_id), gt_boxes=len(gt_anns),
                              detections=len(det_anns), missing_keys=missing)
     if not gt_anns:
         logger.warning("no ground-truth boxes at the detected keyframes: nothing to evaluate")
@@ -171,6 +139,56 @@ def evaluate_person_boxes(
     recall = float(ev.eval["recall"][0, 0, 0, 0])
     report.recall50 = max(recall, 0.0)
 
+    report.table = _threshold_table(ev, thresholds, len(gt_anns))
+    return report
+
+
+def _evaluated_keys(gt: pd.DataFrame, detections: pd.DataFrame,
+                    detected_keys: Optional[Iterable[Tuple[str, int]]]) -> Tuple[Dict[Tuple[str, int], int], int]:
+    """The keyframes evaluated: detected ones of videos with ground truth, within each video's annotated
+    span -> ``({(video_id, second): COCO image id}, number of annotated keyframes of those videos not detected)``."""
+    gt_videos = set(gt["video_id"].astype(str)) if len(gt) else set()
+    span: Dict[str, Tuple[int, int]] = {}
+    if len(gt):
+        g = gt.assign(video_id=gt["video_id"].astype(str)).groupby("video_id")["second"]
+        span = {v: (int(lo), int(hi)) for v, lo, hi in zip(g.min().index, g.min().to_numpy(), g.max().to_numpy())}
+    if detected_keys is None:
+        detected_keys = zip(detections["video_id"].astype(str), detections["second"].astype(int))
+    keys = sorted({(str(v), int(s)) for v, s in detected_keys
+                   if str(v) in gt_videos and span[str(v)][0] <= int(s) <= span[str(v)][1]})
+    key_id = {k: i + 1 for i, k in enumerate(keys)}
+    gt_keys = set(zip(gt["video_id"].astype(str), gt["second"].astype(int))) if len(gt) else set()
+    missing = len({k for k in gt_keys if k[0] in {v for v, _ in keys} and k not in key_id})
+    return key_id, missing
+
+
+def _to_coco(df: pd.DataFrame, key_id: Dict[Tuple[str, int], int], sizes: Dict[str, Tuple[int, int]], *,
+             with_score: bool) -> List[dict]:
+    """Rows of ``df`` at the evaluated keys as COCO annotations (``bbox`` in pixels of ``sizes``, 1000 x 1000
+    for videos it lacks); ``with_score``: detections (``score``), else ground truth (``area``, ``iscrowd``)."""
+    out: List[dict] = []
+    if not len(df):
+        return out
+    ids = [key_id.get((str(v), int(s)), 0) for v, s in zip(df["video_id"].astype(str), df["second"])]
+    coords = df[BOX_COLUMNS].to_numpy(np.float64)
+    scores = df["score"].to_numpy(np.float64) if with_score else None
+    for n, (image_id, c, v) in enumerate(zip(ids, coords, df["video_id"].astype(str))):
+        if not image_id:
+            continue
+        w, h = sizes.get(v, (1000, 1000))
+        x, y, bw, bh = c[0] * w, c[1] * h, (c[2] - c[0]) * w, (c[3] - c[1]) * h
+        item = {"image_id": image_id, "category_id": 1, "bbox": [x, y, bw, bh]}
+        if with_score:
+            item["score"] = float(scores[n])
+        else:
+            item.update(area=bw * bh, iscrowd=0)
+        out.append(item)
+    return out
+
+
+def _threshold_table(ev, thresholds: Sequence[float], num_gt: int) -> List[ThresholdRow]:
+    """Precision and recall at each score threshold, from one ``COCOeval``'s matches at IoU 0.5."""
+    rows: List[ThresholdRow] = []
     # Matches at IoU 0.5 in score order: a box's match does not depend on lower-scored boxes,
     # so the table at each threshold comes from the same matching.
     scores, matched = [], []
@@ -186,6 +204,6 @@ def evaluate_person_boxes(
     for t in sorted({float(x) for x in thresholds if x > lowest} | {lowest}):
         sel = scores_a >= t
         n, tp = int(sel.sum()), int(matched_a[sel].sum())
-        report.table.append(ThresholdRow(threshold=t, detections=n, true_positives=tp,
-                                         precision=tp / n if n else float("nan"), recall=tp / len(gt_anns)))
-    return report
+        rows.append(ThresholdRow(threshold=t, detections=n, true_positives=tp,
+                                         precision=tp / n if n else float("nan"), recall=tp / num_gt))
+    return rows

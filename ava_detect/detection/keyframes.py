@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -21,10 +20,9 @@ from ava_detect.data.constants import FPS
 from ava_detect.data.video import read_video_frames
 from ava_detect.detection.base import PersonDetector
 from ava_detect.errors import AvaDetectError
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def parse_second_range(text: str) -> Tuple[int, int]:

@@ -10,7 +10,6 @@ code from the file runs. People are COCO class 1.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -19,13 +18,12 @@ import torch
 from ava_detect.detection.base import Detections, FrameKey, Frames, PersonDetector, as_frame_list, check_input_size
 from ava_detect.errors import AvaDetectError
 from ava_detect.serialization import UnreadableTorchFile, load_torch_file
+from ava_detect.io import PathLike
 
 if TYPE_CHECKING:
     from ava_detect.config import DetectorConfig
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: COCO category id of "person" in torchvision's detection models.
 COCO_PERSON_LABEL = 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +31,13 @@ from ava_detect.detection.evaluation import PersonBoxReport, evaluate_person_box
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open
 from ava_detect.structures import pixels_to_normalized
+from ava_detect.io import PathLike
 
 if TYPE_CHECKING:
     from ava_detect.config import DetectorConfig
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 #: One video to do: (file, its facts, its keyframe seconds).
 _Job = Tuple[Path, VideoInfo, List[int]]
 

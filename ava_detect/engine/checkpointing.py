@@ -10,7 +10,6 @@ integers for that reason.
 from __future__ import annotations
 
 import logging
-import os
 import random
 from typing import Any, Dict, Optional, Union
 
@@ -19,10 +18,9 @@ import torch
 
 from ava_detect.errors import AvaDetectError
 from ava_detect.serialization import load_torch_file, save_torch_file
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 LAST = "last.pth"
 BEST = "best.pth"

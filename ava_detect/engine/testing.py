@@ -8,18 +8,16 @@ keyframes, the evaluator gathers them, the main process writes the outputs.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional
 
 from ava_detect.config import Config
 from ava_detect.engine.hooks import ProgressFactory
 from ava_detect.evaluation.frame_map import FrameMAPResult
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclass

@@ -10,7 +10,6 @@ repeating samples) is counted once, from the first process (by rank) that added 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Dict, List, Optional, Sequence, Set, Union
 
 import numpy as np
@@ -20,10 +19,9 @@ import torch
 from ava_detect.data.ava_files import LabelMap
 from ava_detect.evaluation.frame_map import FrameMAPResult, check_protocol, frame_map, load_labelmap, rows_from_frames
 from ava_detect.structures import image_key
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _distributed() -> bool:

@@ -35,12 +35,11 @@ import numpy as np
 import pandas as pd
 
 from ava_detect.data.ava_files import LabelMap
-from ava_detect.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol
+from ava_detect.evaluation.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from ava_detect.structures import parse_image_key
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: A detection matches a ground-truth box at IoU >= this.
 IOU_THRESHOLD = 0.5

@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from ava_detect.data.ava_files import LabelMap
 from ava_detect.evaluation.frame_map import FrameMAPResult
 from ava_detect.io import atomic_open, atomic_path
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: AVA label types, in report order, with their display names.
 LABEL_TYPES = {

@@ -12,16 +12,15 @@ import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict
 from urllib.parse import urlparse
 
 import torch
 
 from ava_detect.errors import AvaDetectError
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 _PTV = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo"
 _PSF = "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo"

@@ -32,7 +32,7 @@ import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -43,10 +43,9 @@ from ava_detect.serialization import UnreadableTorchFile, load_torch_file, save_
 from ava_detect.model.backbone_fit import check_backbone_fits
 from ava_detect.model.nonlocal_names import (PYSLOWFAST_NONLOCAL, caffe2_nonlocal_to_pyslowfast,
                                              pyslowfast_nonlocal_to_ours)
+from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: The parts of our own checkpoint (all optional except ``model``).
 CHECKPOINT_PARTS = ("model", "optimizer", "scheduler", "scaler", "epoch", "iteration", "rng", "config")

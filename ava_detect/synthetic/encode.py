@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator, Union
+from typing import Iterator
 
 import av
 import numpy as np
 
 from ava_detect.data.constants import FPS
-
-PathLike = Union[str, "os.PathLike[str]"]
+from ava_detect.io import PathLike
 
 #: A key frame every 15 frames (0.5 s), so readers seek cheaply.
 GOP = 15
