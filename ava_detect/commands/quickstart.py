@@ -74,6 +74,7 @@ def _annotate(cfg, config: Path, weights: Path, data: Path, out: Path) -> None:
     from ava_detect.commands.common import resolve_device
     from ava_detect.config import load_config
     from ava_detect.data.ava_files import read_ground_truth
+    from ava_detect.data.video import probe_video
 
     video_id = str(read_ground_truth(data / cfg.data.val_gt)["video_id"].iloc[0])
     print(f"[4/4] annotating validation video {video_id} -> {out / (video_id + '.mp4')}")
@@ -81,8 +82,11 @@ def _annotate(cfg, config: Path, weights: Path, data: Path, out: Path) -> None:
                                         f"detector.boxes_csv={data / cfg.data.val_boxes}", "annotate.second_offset=900",
                                         f"annotate.labelmap={data / cfg.data.labelmap}"])
     annotator = Annotator.from_config(annotate_cfg, device=resolve_device(cfg.test.device))
-    with tqdm(desc="      annotating", unit="frame", dynamic_ncols=True) as bar:
-        stats = annotator.annotate(data / cfg.data.video_dir / f"{video_id}.mp4", out_video=out / f"{video_id}.mp4",
+    video = data / cfg.data.video_dir / f"{video_id}.mp4"
+    info = probe_video(video, fps=annotate_cfg.data.fps)
+    with tqdm(total=int(round(info.duration * info.rate)) or None, desc="      annotating", unit="frame",
+              dynamic_ncols=True) as bar:
+        stats = annotator.annotate(video, out_video=out / f"{video_id}.mp4",
                                    out_csv=out / f"{video_id}.csv", out_json=out / f"{video_id}.json",
                                    progress=lambda done: bar.update(done - bar.n))
     print(f"      {stats.frames} frames, {stats.keyframes} keyframes, {stats.boxes} person boxes, "
