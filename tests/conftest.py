@@ -30,11 +30,10 @@ def _library_logging_propagates():
     """Commands run in tests (``cli.main``) route the library's loggers to stderr and stop their
     propagation; undo that after each test so that ``caplog`` sees warnings in the next one."""
     yield
-    for name in ("ava_detect", "data_prep"):
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
-        logger.setLevel(logging.NOTSET)
+    logger = logging.getLogger("ava_detect")
+    logger.handlers.clear()
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
 
 
 @pytest.fixture(scope="session")

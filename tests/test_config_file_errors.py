@@ -4,7 +4,6 @@ the error formatter."""
 
 from __future__ import annotations
 
-import logging
 
 import pytest
 
@@ -12,13 +11,6 @@ from ava_detect.cli import main
 from ava_detect.config import config_from_dict, load_config
 from ava_detect.errors import AvaDetectError
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    logger = logging.getLogger("ava_detect")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 BAD_FILES = [

@@ -6,7 +6,6 @@ flags that are not config keys get the same bounds from one shared argparse type
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 import pytest
 
@@ -14,13 +13,6 @@ from ava_detect.cli import main
 from ava_detect.config import Config, config_from_dict, config_to_dict, load_config
 from ava_detect.errors import AvaDetectError
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    logger = logging.getLogger("ava_detect")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 BAD_OVERRIDES = [

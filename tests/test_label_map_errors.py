@@ -4,7 +4,6 @@ Integer columns of the AVA CSVs get the same bound (no silent wrap-around to ano
 
 from __future__ import annotations
 
-import logging
 
 import pytest
 
@@ -15,13 +14,6 @@ from ava_detect.errors import AvaDetectError
 
 EXCERPT = FIXTURES / "eval" / "ava_val_excerpt"
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    logger = logging.getLogger("ava_detect")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 BAD_MAPS = [

@@ -4,7 +4,6 @@ naming the file and the line, in every reader (one check)."""
 
 from __future__ import annotations
 
-import logging
 
 import pytest
 
@@ -15,13 +14,6 @@ from ava_detect.errors import AvaDetectError
 
 EXCERPT = FIXTURES / "eval" / "ava_val_excerpt"
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    logger = logging.getLogger("ava_detect")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 # (id as written in a CSV cell, what the message says)
