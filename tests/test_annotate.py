@@ -336,14 +336,13 @@ def test_ten_minute_video_peaks_like_a_one_minute_one(tmp_path, tiny7_weights):
         code = ("import resource, sys; from ava_detect import cli; "
                 "rc = cli.main(sys.argv[1:]); "
                 "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
-        args = [sys.executable, "-c", code, "annotate", str(video), "model.num_classes=7", "--config", str(TINY),
+        args = [sys.executable, "-c", code, "-q", "annotate", str(video), "model.num_classes=7", "--config", str(TINY),
                 "--weights", str(tiny7_weights), "--detector", "csv", "--boxes",
                 str(root / "annotations" / f"{split}.csv"), "--second-offset", "900", "--labelmap",
                 str(root / "annotations" / "labelmap.pbtxt"), "--out", str(tmp_path / f"o{seconds}.mp4"),
                 "--csv", str(tmp_path / f"o{seconds}.csv"), "--json", str(tmp_path / f"o{seconds}.json"),
-                "--device", "cpu", "-q"]
-        args.insert(3, "-q")
-        proc = subprocess.run(args[:3] + args[4:], capture_output=True, text=True)
+                "--device", "cpu"]
+        proc = subprocess.run(args, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-2000:]
         peaks[seconds] = int(proc.stdout.split("PEAK")[-1].split()[0])
     assert peaks[600] <= 1.5 * peaks[60], peaks
