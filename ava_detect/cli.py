@@ -2,8 +2,9 @@
 
 Each command lives in ``ava_detect/commands/<name>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so that ``--help`` is instant.
-Errors of ours (:class:`~ava_detect.errors.AvaDetectError`) are printed as one line on stderr
-and the process exits with status 2, without a traceback.
+Errors of ours (:class:`~ava_detect.errors.AvaDetectError`), argparse's, and what the operating
+system refuses (``OSError``: disk full, permission denied) or cannot give (``MemoryError``) are
+printed as one line on stderr and the process exits with status 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -48,8 +49,16 @@ def setup_logging(verbosity: int) -> None:
     root.propagate = False
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with one-line errors (``ava-detect eval: error: ...``, status 2), like every
+    other error of the command line; the usage is one ``--help`` away."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ava-detect",
         description="Spatiotemporal action detection on AVA-style video: prepare data, train, "
         "test, evaluate frame-mAP exactly as the official AVA evaluator, annotate clips.",
@@ -76,6 +85,14 @@ def run_command(name: str, run: Callable[[argparse.Namespace], Optional[int]], a
         return int(run(args) or 0)
     except AvaDetectError as e:
         print(f"{name}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system said no where no check of ours could know in advance
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{name}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{name}: error: out of memory; use smaller inputs or settings (frame size, batch size)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)

@@ -59,31 +59,31 @@ from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open, atomic_path
 from ava_detect.structures import pixels_to_normalized
 from ava_detect.io import PathLike
+from ava_detect.io_paths import IOPaths
 
 logger = logging.getLogger(__name__)
 
 _TOL = FRAME_TIME_TOLERANCE_S
 
 
-def check_output_paths(video: PathLike, outputs: Sequence[Optional[PathLike]]) -> None:
-    """Refuse outputs that are the input video, the same file twice, or a folder.
+def check_output_paths(video: PathLike, outputs: Sequence[Optional[PathLike]],
+                       inputs: Sequence[Tuple[str, Optional[PathLike]]] = ()) -> None:
+    """Refuse outputs that are the input video (or another input), the same file twice, a folder,
+    or in a place that cannot be written (:class:`~ava_detect.io_paths.IOPaths`).
+
+    Args:
+        outputs: the annotated video, the CSV and the JSON (None: not written).
+        inputs: ``(label, path)`` of the other files read (weights, box CSV, label map, config).
 
     Raises:
         AvaDetectError: naming the offending path.
     """
-    src = Path(video).resolve()
-    seen = set()
-    for out in outputs:
-        if out is None:
-            continue
-        p = Path(out).resolve()
-        if p == src or (p.exists() and src.exists() and os.path.samefile(p, src)):
-            raise AvaDetectError("refusing to overwrite the input video; choose another output name", out)
-        if p.is_dir():
-            raise AvaDetectError("output is a folder; expected a file name", out)
-        if p in seen:
-            raise AvaDetectError("the same file is given for two outputs", out)
-        seen.add(p)
+    paths = IOPaths().input("the input video", video)
+    for label, path in inputs:
+        paths.input(label, path)
+    for label, path in zip(("--out", "--csv", "--json"), outputs):
+        paths.output(label, path)
+    paths.check()
 
 
 @dataclass

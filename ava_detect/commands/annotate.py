@@ -79,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_annotate_config(args.config, list(args.overrides) + _overrides(args))
     video = Path(args.video)
-    check_output_paths(video, [args.out, args.csv, args.json])
+    check_output_paths(video, [args.out, args.csv, args.json], inputs=[
+        ("--config", args.config), ("--weights", cfg.annotate.weights), ("--detector-weights", cfg.detector.weights or None),
+        ("--boxes", cfg.detector.boxes_csv or None), ("--labelmap", cfg.annotate.labelmap or None)])
     info = probe_video(video, fps=cfg.data.fps)  # bad input fails here, before any model is loaded
     annotator = Annotator.from_config(cfg, device=resolve_device(args.device))
     print(f"person detector: {annotator.detector.describe()}")

@@ -93,11 +93,13 @@ def run(args: argparse.Namespace) -> int:
     from ava_detect.config import load_config
     from ava_detect.detection import detect_videos
     from ava_detect.detection.keyframes import parse_second_range
+    from ava_detect.io_paths import IOPaths
 
     # `--videos a.mp4 detector.min_size=128`: overrides caught by --videos' nargs
     paths = [p for p in args.videos if not (_OVERRIDE.match(p) and not os.path.exists(p))]
     extra = [p for p in args.videos if p not in paths]
     cfg = load_config(args.config, list(args.overrides) + extra + _overrides(args))
+    IOPaths().input("--config", args.config).output("--out", args.out).check()
     progress = _Progress()
     try:
         result = detect_videos(paths, args.out, detector=cfg.detector, device=resolve_device(args.device),

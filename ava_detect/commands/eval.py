@@ -36,9 +36,13 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ava_detect.evaluation.frame_map import frame_map, load_labelmap, read_inputs
-    from ava_detect.evaluation.report import format_report, is_full_ava_labelmap, write_json, write_plots
+    from ava_detect.evaluation.report import PLOT_FILES, format_report, is_full_ava_labelmap, write_json, write_plots
+    from ava_detect.io_paths import IOPaths
 
     start = time.perf_counter()
+    IOPaths().input("--gt", args.gt).input("--pred", args.pred).input("--labelmap", args.labelmap) \
+        .input("--exclusions", args.exclusions).output("--json", args.json) \
+        .folder("--plots", args.plots, writes=PLOT_FILES).check()
     labelmap = load_labelmap(args.labelmap)
     gt, det, excluded = read_inputs(gt_path=args.gt, pred_path=args.pred, exclusions_path=args.exclusions)
     result = frame_map(gt=gt, detections=det, labelmap=labelmap, protocol=args.protocol, excluded_keys=excluded)

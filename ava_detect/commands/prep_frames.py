@@ -27,6 +27,7 @@ from typing import List, Optional
 from ava_detect.commands.common import bounded_int
 from ava_detect.data.layout import SPLITS, DatasetLayout
 from ava_detect.errors import AvaDetectError
+from ava_detect.io_paths import IOPaths
 
 #: File names inside the annotation and frame-list folders.
 _NAMES = DatasetLayout()
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     lists_dir = Path(args.frame_lists) if args.frame_lists else (layout.frame_lists_dir if layout else None)
     if not 1 <= args.qscale <= 31:
         raise AvaDetectError(f"--qscale must be 1..31, got {args.qscale}")
+    IOPaths().input("--videos", videos_dir).input("--annotations", ann_dir).folder("--out", out_dir) \
+        .folder("--frame-lists", lists_dir, writes=[_NAMES.frame_list(s).name for s in SPLITS]).check()
     videos = list_videos(videos_dir, extensions=(".mp4",))
     if not videos:
         raise AvaDetectError("no prepared videos (<video_id>.mp4) found", videos_dir)

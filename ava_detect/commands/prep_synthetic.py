@@ -45,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ava_detect.data.layout import SPLITS
+    from ava_detect.io_paths import IOPaths
     from ava_detect.synthetic import CLASS_IDS, POSE_IDS, make_synthetic_dataset
 
+    IOPaths().folder("--out", args.out).check()
     total = max(0, args.videos) * max(0, args.seconds) * FPS
     start = time.perf_counter()
     bar = tqdm(total=total, unit="frame", desc="rendering", disable=args.no_progress or None, leave=False)

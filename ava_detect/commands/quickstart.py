@@ -105,9 +105,11 @@ def run(args: argparse.Namespace) -> int:
     from ava_detect.engine.checkpointing import BEST, LAST, load_training_checkpoint
     from ava_detect.engine.testing import run_test
     from ava_detect.engine.trainer import train
+    from ava_detect.io_paths import IOPaths
 
     start = time.perf_counter()
     work = Path(args.workdir)
+    IOPaths().input("--config", args.config).folder("--workdir", work).check()
     data = work / "data"
     config = Path(args.config) if args.config else recipe_path()
 

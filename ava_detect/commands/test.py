@@ -27,9 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ava_detect.engine import distributed as du
-    from ava_detect.engine.testing import run_test
+    from ava_detect.engine.testing import declared_paths, run_test
 
     cfg = config_from_args(args, [("test.output_dir", args.output_dir), ("test.bf16", True if args.bf16 else None)])
+    declared_paths(cfg, args.weights, cfg.test.output_dir).input("--config", args.config).check()
     try:
         tested = run_test(cfg, args.weights, progress=None if args.no_progress else progress_bar)
     finally:

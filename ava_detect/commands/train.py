@@ -27,9 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ava_detect.engine import distributed as du
-    from ava_detect.engine.trainer import train
+    from ava_detect.engine.trainer import declared_paths, train
 
     cfg = config_from_args(args, [("train.weights", args.weights), ("train.output_dir", args.output_dir)])
+    # a resumed run rewrites its own config.yaml, which may be the --config it is resumed with
+    declared_paths(cfg, resume=args.resume).input("--config", None if args.resume else args.config).check()
     try:
         result = train(cfg, resume=args.resume, progress=progress_bar)
         main = du.is_main_process()

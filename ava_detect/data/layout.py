@@ -78,3 +78,16 @@ def resolve_data_path(data_cfg, path: str) -> Path:
     """A path of the ``data`` config section: absolute as given, else relative to ``data.root``."""
     root = Path(data_cfg.root) if data_cfg.root else Path(".")
     return Path(path) if os.path.isabs(path) else root / path
+
+
+#: The ``data`` config keys that name input files or folders (for :func:`data_inputs`).
+DATA_INPUT_KEYS = ("video_dir", "frame_dir", "train_gt", "val_gt", "train_boxes", "val_boxes", "train_exclusions",
+                   "exclusions", "labelmap")
+
+
+def data_inputs(data_cfg) -> list:
+    """``[("data.val_gt", Path), ...]``: every file and folder the ``data`` section reads (those set),
+    resolved as the readers resolve them; for declaring a command's inputs
+    (:class:`~ava_detect.io_paths.IOPaths`)."""
+    return [(f"data.{key}", resolve_data_path(data_cfg, getattr(data_cfg, key)))
+            for key in DATA_INPUT_KEYS if getattr(data_cfg, key)]

@@ -32,6 +32,7 @@ from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open
 from ava_detect.structures import pixels_to_normalized
 from ava_detect.io import PathLike
+from ava_detect.io_paths import IOPaths
 
 if TYPE_CHECKING:
     from ava_detect.config import DetectorConfig
@@ -92,16 +93,21 @@ def find_videos(paths: Sequence[PathLike]) -> List[Path]:
     return list(dict.fromkeys(videos))
 
 
-def _check_outputs(videos: Sequence[Path], out: Path) -> None:
+def declared_paths(videos: Sequence[Path], out: Path, detector: "DetectorConfig",
+                   ground_truth: Optional[PathLike] = None) -> IOPaths:
+    """What :func:`detect_videos` reads (videos, ground truth, the detector's files) and writes
+    (``out``, and its resumable parts folder beside it)."""
+    return IOPaths().input("--videos", list(videos)).input("--gt", ground_truth) \
+        .input("detector.weights", detector.weights or None).input("detector.boxes_csv", detector.boxes_csv or None) \
+        .output("--out", out)
+
+
+def _check_ids(videos: Sequence[Path]) -> None:
     ids: Dict[str, Path] = {}
     for v in videos:
-        if v.resolve() == out.resolve():
-            raise AvaDetectError("refusing to overwrite an input video; choose another --out", out)
         if v.stem in ids and ids[v.stem] != v.resolve():
             raise AvaDetectError(f"two videos have the id {v.stem!r}: {ids[v.stem]} and {v}", v)
         ids[v.stem] = v.resolve()
-    if out.is_dir():
-        raise AvaDetectError("--out is a folder; expected a CSV file name", out)
 
 
 def _open_parts(out: Path, settings: Dict[str, Any], restart: bool) -> Path:
@@ -190,7 +196,8 @@ def detect_videos(
     progress = progress or DetectProgress()
     out = Path(out)
     found = find_videos(videos)
-    _check_outputs(found, out)
+    declared_paths(found, out, detector, ground_truth).check()
+    _check_ids(found)
     gt = read_ground_truth(ground_truth) if ground_truth else None
     plan = []
     for v in found:

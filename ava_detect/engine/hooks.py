@@ -1,7 +1,7 @@
 """The hooks of a training run (:mod:`ava_detect.engine.train_loop`), in the spirit of
 detectron2's ``engine/hooks.py``: each does one thing at the loop's points.
 
-The order :func:`~ava_detect.engine.trainer.train` gives them: :class:`StopOnNonFiniteLoss`,
+The order :func:`~ava_detect.engine.trainer.train` gives them: :class:`StopOnNonFinite`,
 :class:`ProgressHook`, :class:`EvalHook`, :class:`MetricsHook`, :class:`CheckpointHook` (at the
 end of an epoch: validate, then record the epoch, then save the checkpoints that contain it).
 """
@@ -25,9 +25,17 @@ logger = logging.getLogger(__name__)
 ProgressFactory = Callable[..., Any]
 
 
-class StopOnNonFiniteLoss(Hook):
-    """Stops the run with an error naming the iteration when the loss is NaN or infinite
-    (before that step updates anything)."""
+class StopOnNonFinite(Hook):
+    """Stops the run with an error naming the iteration when the loss is NaN or infinite (before
+    that step updates anything), or when a step leaves a weight or a normalisation statistic of
+    ``model`` NaN or infinite (before any checkpoint or validation sees it).
+
+    Args:
+        model: the model being trained (the module itself, not its DDP wrapper).
+    """
+
+    def __init__(self, model: Any):
+        self.model = model
 
     def after_forward(self, state: TrainState) -> None:
         import torch
@@ -37,6 +45,21 @@ class StopOnNonFiniteLoss(Hook):
                 f"training loss is {state.loss.item()} at iteration {state.iteration + 1} (epoch {state.epoch + 1}); "
                 f"lower train.base_lr or enable train.clip_grad_norm"
             )
+
+    def after_step(self, state: TrainState) -> None:
+        import torch
+
+        tensors = [t for t in (*self.model.parameters(), *self.model.buffers()) if t.is_floating_point()]
+        if not tensors or bool(torch.stack([t.detach().float().sum() for t in tensors]).isfinite().all()):
+            return  # a sum is finite only when every element is (one check, one sync per step)
+        names = [n for n, t in (*self.model.named_parameters(), *self.model.named_buffers())
+                 if t.is_floating_point() and not bool(t.detach().isfinite().all())]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise AvaDetectError(
+            f"training made the weights non-finite (NaN or infinite) at iteration {state.iteration} "
+            f"(epoch {state.epoch + 1}): {shown}; nothing of this step was saved; lower train.base_lr or "
+            f"enable train.clip_grad_norm"
+        )
 
 
 class ProgressHook(Hook):

@@ -49,6 +49,7 @@ def predict_into(
         ``{"keyframes", "boxes", "seconds"}`` for this process.
     """
     from ava_detect.data.dataset import collate
+    from ava_detect.model.detector import require_finite_scores
 
     sampler = ShardedInferenceSampler(len(dataset), num_replicas=du.get_world_size(), rank=du.get_rank())
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
@@ -64,7 +65,7 @@ def predict_into(
             for batch in loader:
                 inputs = [x.to(device, non_blocking=True) for x in batch["inputs"]]
                 rois = batch["rois"].to(device, non_blocking=True)
-                probs = model(inputs, rois).float().cpu()
+                probs = require_finite_scores(model(inputs, rois).float().cpu())
                 evaluator.add(batch["video_ids"], batch["seconds"], batch["boxes"], probs, class_ids)
                 n_keys += len(batch["keys"])
                 n_boxes += int(rois.shape[0])

@@ -15,7 +15,9 @@ from typing import List, Optional
 from ava_detect.config import Config
 from ava_detect.engine.hooks import ProgressFactory
 from ava_detect.evaluation.frame_map import FrameMAPResult
+from ava_detect.evaluation.report import PLOT_FILES
 from ava_detect.io import PathLike
+from ava_detect.io_paths import IOPaths
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,21 @@ class TestResult:
         return [p for p in (self.detections, self.report_txt, self.report_json) if p is not None] + list(self.plots)
 
 
+#: The files :func:`run_test` writes into its output folder.
+TEST_FILES = ("detections.csv", "report.txt", "report.json", "config.yaml",
+              *(f"plots/{name}" for name in PLOT_FILES))
+
+
+def declared_paths(cfg: Config, weights: str, output_dir: PathLike) -> IOPaths:
+    """What :func:`run_test` reads (weights, the data section's files) and writes (``output_dir``)."""
+    from ava_detect.data.layout import data_inputs
+
+    paths = IOPaths().input("weights", weights).folder("test.output_dir", output_dir, writes=TEST_FILES)
+    for label, path in data_inputs(cfg.data):
+        paths.input(label, path)
+    return paths
+
+
 def run_test(cfg: Config, weights: str, output_dir: Optional[PathLike] = None, *,
              progress: Optional[ProgressFactory] = None) -> TestResult:
     """Run the model of ``cfg`` with ``weights`` on the validation split and evaluate it.
@@ -84,6 +101,7 @@ def run_test(cfg: Config, weights: str, output_dir: Optional[PathLike] = None, *
     from ava_detect.model import build_model, load_weights
 
     out = Path(output_dir if output_dir is not None else cfg.test.output_dir)
+    declared_paths(cfg, weights, out).check()
     device = du.init_from_env(cfg.test.device)
     main = du.is_main_process()
     model = build_model(cfg)

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 from ava_detect.config import Config, config_to_dict, save_config
 from ava_detect.engine import distributed as du
 from ava_detect.engine.checkpointing import (
+    BEST,
     LAST,
     capture_rng,
     load_training_checkpoint,
@@ -47,12 +48,13 @@ from ava_detect.engine.hooks import (
     MetricsHook,
     ProgressFactory,
     ProgressHook,
-    StopOnNonFiniteLoss,
+    StopOnNonFinite,
 )
 from ava_detect.engine.optim import LRSchedule, build_optimizer, scaled_lr, set_lr
 from ava_detect.engine.sample_order import SeededDataset, SeededTrainSampler, worker_context
 from ava_detect.engine.train_loop import Hook, TrainState, train_loop
 from ava_detect.errors import AvaDetectError
+from ava_detect.io_paths import IOPaths
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +200,23 @@ def _resume(path: Path, state: TrainState, model: nn.Module, optimizer: torch.op
         logger.info("resumed from %s at epoch %d, iteration %d", path, state.epoch, state.iteration)
 
 
+#: The files :func:`train` writes into ``train.output_dir`` (besides ``checkpoints/epoch_NNNN.pth``).
+TRAIN_FILES = ("config.yaml", "metrics.jsonl", f"checkpoints/{LAST}", f"checkpoints/{BEST}")
+
+
+def declared_paths(cfg: Config, *, resume: bool = False) -> IOPaths:
+    """What :func:`train` reads (initial weights unless resuming, the data section's files) and
+    writes (``train.output_dir``)."""
+    from ava_detect.data.layout import data_inputs
+
+    paths = IOPaths().folder("train.output_dir", cfg.train.output_dir, writes=TRAIN_FILES)
+    if not resume:
+        paths.input("train.weights", cfg.train.weights or None)
+    for label, path in data_inputs(cfg.data):
+        paths.input(label, path)
+    return paths
+
+
 def train(
     cfg: Config,
     *,
@@ -227,6 +246,7 @@ def train(
     tc = cfg.train
     out = Path(tc.output_dir)
     ckpt_dir = out / "checkpoints"
+    declared_paths(cfg, resume=resume).check()
     if main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
@@ -269,7 +289,7 @@ def train(
         evaluate = lambda epoch: evaluate_fn(model, epoch)  # noqa: E731
     else:
         evaluate = lambda epoch: evaluate_split(cfg, model, "val", device=device, progress=progress)  # noqa: E731
-    hooks: List[Hook] = [StopOnNonFiniteLoss()]
+    hooks: List[Hook] = [StopOnNonFinite(model)]
     if main and progress:
         hooks.append(ProgressHook(progress))
     hooks += [EvalHook(evaluate, tc.eval_period, log=main), MetricsHook(out, main, t_start),

@@ -116,6 +116,10 @@ def write_json(path: PathLike, result: FrameMAPResult, *, official_60: Optional[
         f.write("\n")
 
 
+#: The files :func:`write_plots` writes into its folder.
+PLOT_FILES = ("per_class_ap.png", "precision_recall.png")
+
+
 def write_plots(directory: PathLike, result: FrameMAPResult) -> List[Path]:
     """Write ``per_class_ap.png`` (bar chart of per-class AP, classes with ground truth) and
     ``precision_recall.png`` (one precision-recall curve per class) into ``directory``.
@@ -145,7 +149,7 @@ def write_plots(directory: PathLike, result: FrameMAPResult) -> List[Path]:
     ax.set_title(f"Per-class frame AP ({result.protocol})")
     ax.legend(loc="upper right")
     fig.tight_layout()
-    out = directory / "per_class_ap.png"
+    out = directory / PLOT_FILES[0]
     with atomic_path(out) as tmp:
         fig.savefig(tmp)
     plt.close(fig)
@@ -168,7 +172,7 @@ def write_plots(directory: PathLike, result: FrameMAPResult) -> List[Path]:
         ax.tick_params(labelsize=6)
     fig.suptitle(f"Precision-recall at IoU 0.5 ({result.protocol}); x: recall, y: precision", fontsize=9)
     fig.tight_layout()
-    out = directory / "precision_recall.png"
+    out = directory / PLOT_FILES[1]
     with atomic_path(out) as tmp:
         fig.savefig(tmp)
     plt.close(fig)

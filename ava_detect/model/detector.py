@@ -8,6 +8,7 @@ from typing import List
 import torch
 from torch import Tensor, nn
 
+from ava_detect.errors import AvaDetectError
 from ava_detect.model.base import Backbone, InputSpec
 from ava_detect.model.head import RoIActionHead
 from ava_detect.model.optimize import optimize_for_inference
@@ -85,10 +86,27 @@ class ActionDetector(nn.Module):
                 probs = self(inputs, rois)
         finally:
             self.train(was_training)
-        return probs.float()
+        return require_finite_scores(probs.float())
 
     def optimized_for_inference(self, *, channels_last: bool = True) -> "ActionDetector":
         """A copy for fast inference: eval mode, batch norm folded into convolutions, and (optionally)
         channels-last 3D memory format. Outputs match this model's within ~1e-5. See
         :func:`ava_detect.model.optimize.optimize_for_inference`."""
         return optimize_for_inference(self, channels_last=channels_last)
+
+
+def require_finite_scores(probs: Tensor) -> Tensor:
+    """``probs`` (``[K, C]``), unchanged, after checking that every score is a number: scores that are
+    NaN or infinite come from broken weights (a training run that diverged) and must never be
+    written as results.
+
+    Raises:
+        AvaDetectError: how many of the ``K`` boxes have non-finite scores.
+    """
+    finite = torch.isfinite(probs)
+    if not bool(finite.all()):
+        bad = int((~finite).reshape(probs.shape[0], -1).any(dim=1).sum()) if probs.ndim else 1
+        raise AvaDetectError(f"the action model gave non-finite scores (NaN or infinite) for {bad} of "
+                             f"{probs.shape[0] if probs.ndim else 1} boxes; its weights are broken (a diverged "
+                             f"training run?); nothing was written")
+    return probs

@@ -18,6 +18,7 @@ import numpy as np
 
 from ava_detect.data.layout import DatasetLayout
 from ava_detect.errors import AvaDetectError
+from ava_detect.io_paths import IOPaths
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,8 @@ def split_files(root: Path, split: str, *, gt: Optional[str] = None, boxes: Opti
         labelmap=given_or_present(labelmap, layout.labelmap) or labelmap_80_path(),
         out=Path(out) if out else layout.labelled_boxes(split),
     )
-    inputs = [p for p in (files.gt, files.boxes, files.exclusions, files.labelmap) if p is not None]
-    if any(files.out.resolve() == p.resolve() for p in inputs):
-        raise AvaDetectError("--out would overwrite an input file; choose another name", files.out)
+    IOPaths().input("--gt", files.gt).input("--boxes", files.boxes).input("--exclusions", files.exclusions) \
+        .input("--labelmap", files.labelmap).output("--out", files.out).check()
     return files
 
 
