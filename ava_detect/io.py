@@ -20,14 +20,27 @@ def temporary_path_for(path: PathLike) -> Path:
     so ``os.replace`` is atomic). The suffix is kept so that tools that pick a format
     from the extension (PyAV, matplotlib) still do."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as e:  # the declared outputs were checked up front (io_paths); this says why, late
+        from ava_detect.io_paths import check_writable_location
+
+        check_writable_location(path)
+        raise _cannot_write(path, e) from None
     os.close(fd)
     # mkstemp makes the file private (0600); give it the permissions a normal open() would
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     return Path(tmp)
+
+
+def _cannot_write(path: Path, why) -> Exception:
+    from ava_detect.errors import AvaDetectError  # (errors imports this module)
+
+    reason = why if isinstance(why, str) else (why.strerror or str(why)).lower()
+    return AvaDetectError(f"cannot write: {reason}", path)
 
 
 @contextlib.contextmanager
@@ -43,7 +56,10 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp = temporary_path_for(path)
     try:
         yield tmp
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError:
+            raise _cannot_write(path, "a folder of that name is in the way") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

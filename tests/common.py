@@ -72,3 +72,26 @@ def subprocess_env(**extra: str) -> Dict[str, str]:
 def command(*words: str) -> List[str]:
     """``ava-detect WORDS...`` as a child process of this interpreter."""
     return [sys.executable, "-m", "ava_detect", *words]
+
+
+def cli_error(capsys, *argv) -> str:
+    """Run ``ava-detect ARGV`` in this process and return its error line, after checking the promise
+    of the README: exit status 2, exactly one ``error:`` line on stderr, no traceback."""
+    from ava_detect import cli
+
+    try:
+        code = cli.main([os.fspath(a) for a in argv])
+    except SystemExit as e:  # argparse's errors
+        code = e.code
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert code == 2, f"exit status {code}; stderr: {err}"
+    assert len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
+def folder_state(folder: Path) -> Dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too) and its bytes: compare before and after a command
+    to check that it changed or left nothing."""
+    return {p.relative_to(folder).as_posix(): (b"<dir>" if p.is_dir() else p.read_bytes())
+            for p in sorted(folder.rglob("*"))}

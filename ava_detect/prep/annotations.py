@@ -17,7 +17,6 @@ from typing import Dict, List, Optional, Set
 import numpy as np
 
 from ava_detect.data.layout import DatasetLayout
-from ava_detect.errors import AvaDetectError
 from ava_detect.io_paths import IOPaths
 
 
