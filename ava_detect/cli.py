@@ -12,11 +12,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from typing import Callable, List, Optional
 
 from ava_detect import __version__
 from ava_detect.errors import AvaDetectError
+
+#: A config override on the command line: ``section.key=value`` (``model.resnet.depth=101``).
+OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_.]+=")
 
 #: (command, module, one-line help), in the order they are listed.
 COMMANDS = (
@@ -101,7 +105,13 @@ def run_command(name: str, run: Callable[[argparse.Namespace], Optional[int]], a
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # `section.key=value` overrides are welcome anywhere on the line, not only in one place
+        stray = [x for x in extras if not (OVERRIDE.match(x) and hasattr(args, "overrides"))]
+        prog = f"{parser.prog} {args.command}"
+        if stray:
+            parser.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(stray)} (see {prog} --help)\n")
+        args.overrides = [*args.overrides, *extras]
     setup_logging(args.verbosity)
     return run_command(f"ava-detect {args.command}", args._run, args)
 

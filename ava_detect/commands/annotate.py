@@ -16,7 +16,8 @@ command maps its flags onto config overrides.
 
 Defaults: the published PyTorchVideo SlowFast R50 AVA model (slowfast_r50_8x8_ava) and
 torchvision's COCO Faster R-CNN, downloaded on first use; offline, pass local files with
---weights and --detector-weights. Config overrides go right after VIDEO. Examples:
+--weights and --detector-weights. Config overrides (section.key=value) may go anywhere on the
+line. Examples:
 
   ava-detect annotate clip.mp4 --out clip_annotated.mp4 --csv clip.csv --json clip.json
   ava-detect annotate movie.mp4 --out out.mp4 --config configs/tiny.yaml --weights tiny.pth \\

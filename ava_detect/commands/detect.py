@@ -14,8 +14,8 @@ when all videos are done.
 
 With --gt the boxes are compared with ground-truth boxes (COCO AP@0.5 and recall, pycocotools),
 with a precision / recall table over score thresholds, to choose a detector and a threshold
-(run with a low --box-threshold, e.g. 0.5, to see the whole table). Config overrides go before
---videos (or after --). Examples:
+(run with a low --box-threshold, e.g. 0.5, to see the whole table). Config overrides
+(section.key=value) may go anywhere on the line. Examples:
 
   ava-detect detect --videos data/videos --out val_boxes.csv --seconds 902-1798 --gt ava_val_v2.2.csv
   ava-detect detect --videos clip1.mp4 clip2.mp4 --out boxes.csv --second-offset 0 --box-threshold 0.5
@@ -24,11 +24,9 @@ with a precision / recall table over score thresholds, to choose a detector and 
 from __future__ import annotations
 
 import argparse
-import re
 
 from ava_detect.commands.common import add_config_arguments, add_detector_argument, bounded_float, bounded_int
 
-_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_.]+=")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +87,7 @@ class _Progress:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from ava_detect.cli import OVERRIDE
     from ava_detect.commands.common import resolve_device
     from ava_detect.config import load_config
     from ava_detect.detection import detect_videos
@@ -96,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from ava_detect.io_paths import IOPaths
 
     # `--videos a.mp4 detector.min_size=128`: overrides caught by --videos' nargs
-    paths = [p for p in args.videos if not (_OVERRIDE.match(p) and not os.path.exists(p))]
+    paths = [p for p in args.videos if not (OVERRIDE.match(p) and not os.path.exists(p))]
     extra = [p for p in args.videos if p not in paths]
     cfg = load_config(args.config, list(args.overrides) + extra + _overrides(args))
     IOPaths().input("--config", args.config).output("--out", args.out).check()

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ava_detect.data.ava_files import LabelMap
+from ava_detect.errors import AvaDetectError
 from ava_detect.evaluation.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from ava_detect.structures import parse_image_key
 from ava_detect.io import PathLike
@@ -671,13 +672,16 @@ def read_inputs(
     detection boxes included): the reference evaluators see them that way.
 
     Raises:
-        AvaDetectError: a malformed row (with file:line), a NaN or infinite score, a missing file.
+        AvaDetectError: a malformed row (with file:line), a NaN or infinite score, a missing file,
+            ground truth without rows.
     """
     from ava_detect.data.ava_files import read_detections, read_exclusions, read_ground_truth
 
     excluded = read_exclusions(exclusions_path) if exclusions_path is not None else set()
     # all ground-truth rows: their keys matter even for actions outside the label map (see frame_map)
     gt_df = read_ground_truth(gt_path, None, raw=True)
+    if len(gt_df) == 0:
+        raise AvaDetectError("the ground-truth file has no rows: there is nothing to evaluate against", gt_path)
     # all detection rows, degenerate boxes included: frame_map drops them where the reference does
     det_df = read_detections(pred_path, None, degenerate="keep", raw=True)
     if len(det_df) == 0:
