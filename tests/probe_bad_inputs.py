@@ -156,6 +156,18 @@ def build_workspace(work: Path) -> Dict[str, str]:
     big = build_model(load_config(TINY, ["model.num_classes=7", "model.num_frames=8", "model.resnet.depth=101"]))
     p["w_other_arch"] = wts / "r101.pth"
     save_checkpoint(p["w_other_arch"], model=big)
+    run = work / "run"  # a run that can be resumed (one epoch done)
+    from ava_detect.config import config_to_dict, save_config
+    from ava_detect.engine.checkpointing import capture_rng, save_training_checkpoint
+
+    cfg7 = load_config(TINY, [*TINY_OVERRIDES, f"data.root={data}", f"train.output_dir={run}"])
+    run_model = build_model(cfg7)
+    save_training_checkpoint(run / "checkpoints" / "last.pth", {
+        "model": run_model.state_dict(), "optimizer": torch.optim.SGD(run_model.parameters(), lr=0.1).state_dict(),
+        "scheduler": {}, "scaler": {}, "epoch": 1, "iteration": 1, "rng": capture_rng(), "config": config_to_dict(cfg7),
+        "best_map": float("nan"), "history": []})
+    save_config(cfg7, run / "config.yaml")
+    p["run"] = run
     p["w_pickle"] = wts / "code.pth"
     torch.save({"model": {}, "payload": _Payload()}, p["w_pickle"])
 
@@ -296,6 +308,9 @@ def cases() -> List[Case]:
              says="no_such_model"),
         Case("train: ground truth with a path id", [*train, "data.train_gt={gt_path_id}"], says=r"gt_path_id\.csv:\d+"),
         Case("train: ground truth file missing", [*train, "data.train_gt={work}/none.csv"], says="none.csv"),
+        Case("train: resume with another architecture", [*train[:-1], "{run}", "model.resnet.depth=101", "--resume"],
+             says="cannot resume.*resnet"),
+        Case("train: resume with nothing to resume", [*train, "--resume"], says="last.pth"),
         # --- test
         Case("test: garbage weights", [*test, "--weights", "{w_garbage}"], says="garbage.pth"),
         Case("test: empty weights file", [*test, "--weights", "{w_empty}"], says="empty.pth"),

@@ -184,10 +184,32 @@ def _build_loader(cfg: Config, *, rank: int, world: int, device: torch.device
     return len(train_set), sampler, loader, iters_per_epoch
 
 
+def _check_same_model(saved: Dict[str, Any], model: nn.Module, path: Path, settings: Dict[str, Any]) -> None:
+    """Refuse to resume a run with a model other than the one it was started with, saying which
+    model settings changed (rather than a dump of mismatched tensors)."""
+    before = (saved.get("config") or {}).get("model") or {}
+    now = settings
+    theirs, ours = saved["model"], model.state_dict()
+    wrong = sorted(set(theirs) ^ set(ours)) + sorted(k for k in set(theirs) & set(ours)
+                                                        if tuple(theirs[k].shape) != tuple(ours[k].shape))
+    if not wrong:
+        return
+    changed = ""
+    if isinstance(before, dict):
+        diff = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+        changed = f"; model settings changed since the run started: {', '.join(diff)}" if diff else ""
+    raise AvaDetectError(
+        f"cannot resume: this checkpoint holds another model ({len(wrong)} tensor(s) differ in name or shape, "
+        f"first {wrong[0]!r}){changed}; resume with the config the run started with (its config.yaml), "
+        f"or train into a new train.output_dir", path)
+
+
 def _resume(path: Path, state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
-            scaler: "torch.amp.GradScaler", main: bool) -> None:
-    """Restore weights, optimiser, scaler, loop state and random state from the checkpoint ``path``."""
+            scaler: "torch.amp.GradScaler", main: bool, model_settings: Dict[str, Any]) -> None:
+    """Restore weights, optimiser, scaler, loop state and random state from the checkpoint ``path``
+    (``model_settings``: the config's ``model`` section as a dict, to name what changed)."""
     saved = load_training_checkpoint(path, map_location="cpu")
+    _check_same_model(saved, model, path, model_settings)
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     if saved.get("scaler"):
@@ -266,7 +288,7 @@ def train(
 
     state = TrainState(epoch=0, iteration=0, max_epochs=tc.epochs, iters_per_epoch=iters_per_epoch)
     if resume:
-        _resume(ckpt_dir / LAST, state, model, optimizer, scaler, main)
+        _resume(ckpt_dir / LAST, state, model, optimizer, scaler, main, config_to_dict(cfg)["model"])
     ddp_model: nn.Module = model
     if world > 1:
         ddp_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
