@@ -269,11 +269,6 @@ def train(
     out = Path(tc.output_dir)
     ckpt_dir = out / "checkpoints"
     declared_paths(cfg, resume=resume).check()
-    if main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
-    du.barrier()
-
     model = _build_model(cfg, resume=resume, main=main, device=device)
     n_train, sampler, loader, iters_per_epoch = _build_loader(cfg, rank=rank, world=world, device=device)
     lr = scaled_lr(tc.base_lr, tc.batch_size * world, tc.reference_batch_size)
@@ -289,6 +284,11 @@ def train(
     state = TrainState(epoch=0, iteration=0, max_epochs=tc.epochs, iters_per_epoch=iters_per_epoch)
     if resume:
         _resume(ckpt_dir / LAST, state, model, optimizer, scaler, main, config_to_dict(cfg)["model"])
+    # everything has been read and checked: only now does the run write into its folder
+    if main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+    du.barrier()
     ddp_model: nn.Module = model
     if world > 1:
         ddp_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
