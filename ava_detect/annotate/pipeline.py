@@ -24,6 +24,13 @@ scores and the next keyframe's boxes exist, so a frame waits about one keyframe 
 a clip (the action model runs early, with fewer clips than its batch size, rather than let frames
 wait longer). Results are written keyframe by keyframe.
 
+**Frames as the input plays**: frames are read through
+:class:`~ava_detect.data.video_reader.VideoReader`, so a rotated input (display matrix or ``rotate``
+tag) is turned upright before the models see it, and the output is written upright (it plays as
+the input plays; sizes and box coordinates are those of the upright picture); each output frame
+keeps its input frame's presentation time (a variable frame rate is kept, not re-timed); and a
+truncated input is annotated as far as its frames go, with one warning.
+
 **Outputs** are written to temporary names and renamed only when everything succeeded; the input
 file is never an output.
 """
@@ -52,8 +59,7 @@ from ava_detect.annotate.results import ResultWriter
 from ava_detect.annotate.tracking import IoUTracker
 from ava_detect.annotate.video_writer import VideoWriter
 from ava_detect.data.sampler import clip_frame_indices
-from ava_detect.data.video import (FRAME_TIME_TOLERANCE_S, VideoInfo, frame_to_rgb, iter_timed_frames, open_video,
-                                   probe_video)
+from ava_detect.data.video import FRAME_TIME_TOLERANCE_S, VideoInfo, VideoReader, probe_video
 from ava_detect.detection.base import PersonDetector
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open, atomic_path
@@ -97,7 +103,7 @@ class AnnotateStats:
         timings: seconds spent in ``decode`` (incl. RGB conversion), ``detect``, ``action``
             (transform + model), ``render`` (drawing), ``encode`` (h264 + muxing) and ``total``.
         max_buffered_frames: most decoded frames held at once (bounded, whatever the video length).
-        width, height, rate: of the input (= of the output).
+        width, height, rate: of the input as shown (= of the output).
     """
 
     frames: int = 0
@@ -326,7 +332,7 @@ class _Annotator:
             start = time.perf_counter()
             image = self.renderer.draw(frame.rgb, self._people_at(frame, cur, nxt))
             mid = time.perf_counter()
-            self.writer.write(image)
+            self.writer.write(image, time=frame.time)
             end = time.perf_counter()
             self.stats.timings["render"] += mid - start
             self.stats.timings["encode"] += end - mid
@@ -378,12 +384,13 @@ class _Annotator:
             raise AssertionError("annotate: frames or keyframes left after the end of the video")
 
 
-def _open_outputs(stack: contextlib.ExitStack, video: Path, info: VideoInfo, *, container, stream, rate: Fraction,
+def _open_outputs(stack: contextlib.ExitStack, video: Path, info: VideoInfo, *, reader: VideoReader, rate: Fraction,
                   out_video: PathLike, out_csv: Optional[PathLike], out_json: Optional[PathLike],
                   header: Dict[str, object], class_ids: Sequence[int], names: Dict[int, str],
                   options: AnnotateOptions) -> Tuple[VideoWriter, ResultWriter]:
     """The video writer (audio copied) and the CSV / JSON writer, at temporary names renamed when ``stack`` exits
     without an error."""
+    stream = reader.stream
     tb = stream.time_base
     video_start = float((stream.start_time or 0) * tb) if tb else 0.0
     tmp_video = stack.enter_context(atomic_path(out_video))
@@ -391,8 +398,8 @@ def _open_outputs(stack: contextlib.ExitStack, video: Path, info: VideoInfo, *, 
     json_file = stack.enter_context(atomic_open(out_json, "w", encoding="utf-8")) if out_json else None
     try:
         writer = VideoWriter(tmp_video, width=info.width, height=info.height, rate=rate,
-                             audio_source=video if container.streams.audio else None, video_start=video_start,
-                             crf=options.crf, preset=options.preset)
+                             audio_source=video if reader.container.streams.audio else None, video_start=video_start,
+                             crf=options.crf, preset=options.preset, time_base=tb)
     except (av.FFmpegError, ValueError) as e:
         raise AvaDetectError(f"cannot write a video here ({e}); use a .mp4 file name", out_video) from None
     stack.enter_context(writer)
@@ -401,13 +408,11 @@ def _open_outputs(stack: contextlib.ExitStack, video: Path, info: VideoInfo, *, 
     return writer, results
 
 
-def _decode_into(annotator: _Annotator, video: Path, container, stream, info: VideoInfo, rate: Fraction) -> float:
-    """Feed every decoded frame to ``annotator``; returns the end time of the last frame (s)."""
-    tb = stream.time_base
-    start_ts = stream.start_time
-    last_t, last_duration, index = None, None, 0
-    frames = iter_timed_frames(container, stream)
-    period = 1.0 / float(rate)
+def _decode_into(annotator: _Annotator, reader: VideoReader, info: VideoInfo) -> float:
+    """Feed every decoded frame (upright, with its presentation time) to ``annotator``; returns the
+    end time of the last frame (s). A truncated video is warned about once."""
+    index = 0
+    frames = reader.frames()
     timings = annotator.stats.timings
     try:
         while True:
@@ -415,25 +420,20 @@ def _decode_into(annotator: _Annotator, video: Path, container, stream, info: Vi
             item = next(frames, None)
             if item is None:
                 break
-            ts, frame = item
-            if start_ts is None:
-                start_ts = ts
-            t = float((ts - start_ts) * tb)
-            rgb = frame_to_rgb(frame)
+            t, frame = item
+            rgb = reader.rgb(frame)
             if rgb.shape[0] != info.height or rgb.shape[1] != info.width:
-                rgb = frame_to_rgb(frame, info.width, info.height)  # mid-stream size change: keep one size
+                rgb = reader.rgb(frame, info.width, info.height)  # mid-stream size change: keep one size
             timings["decode"] += time.perf_counter() - t0
-            if last_t is None or t > last_t:
-                last_t = t
-                last_duration = float(frame.duration * tb) if frame.duration else period
             annotator.add_frame(index, t, rgb)
             index += 1
     except av.FFmpegError as e:
-        raise AvaDetectError(f"decoding failed near second {last_t or 0.0:.2f} of the file "
-                             f"(truncated or corrupt video?): {e}", video) from None
-    if last_t is None:
-        raise AvaDetectError("no frame could be decoded (zero-length or corrupt video)", video)
-    return last_t + max(last_duration or period, 0.0)
+        raise AvaDetectError(f"decoding failed near second {reader.end or 0.0:.2f} of the file "
+                             f"(truncated or corrupt video?): {e}", reader.path) from None
+    if reader.end is None:
+        raise AvaDetectError("no frame could be decoded (zero-length or corrupt video)", reader.path)
+    reader.check_end()
+    return reader.end
 
 
 def annotate_video(
@@ -485,16 +485,16 @@ def annotate_video(
     video_id = video_id if video_id is not None else video.stem
     stats = AnnotateStats(width=info.width, height=info.height, video_seconds=info.duration)
 
-    container, stream = open_video(video)
+    reader = VideoReader(video, threads=0)
     with contextlib.ExitStack() as stack:
-        stack.callback(container.close)
+        stack.callback(reader.close)
+        stream = reader.stream
         rate = stream.average_rate or stream.guessed_rate or Fraction(info.rate).limit_denominator(1001)
         stats.rate = float(rate)
-        stream.codec_context.thread_type = "AUTO"
         header = {"video": os.fspath(video), "video_id": video_id, "width": info.width, "height": info.height,
                   "fps": float(rate), "every": options.every, "second_offset": options.second_offset,
                   "threshold": options.labels.threshold, "labels": {str(i): names.get(int(i), "") for i in class_ids}}
-        writer, results = _open_outputs(stack, video, info, container=container, stream=stream, rate=rate,
+        writer, results = _open_outputs(stack, video, info, reader=reader, rate=rate,
                                         out_video=out_video, out_csv=out_csv, out_json=out_json, header=header,
                                         class_ids=class_ids, names=names, options=options)
         annotator = _Annotator(
@@ -502,11 +502,17 @@ def annotate_video(
             renderer=renderer(width=info.width, height=info.height), writer=writer, results=results,
             video_id=video_id, info=info, column_names=[names.get(c, str(c)) for c in class_ids], stats=stats,
             progress=progress)
-        annotator.finish(_decode_into(annotator, video, container, stream, info, rate))
+        annotator.finish(_decode_into(annotator, reader, info))
+        if reader.is_truncated():
+            stats.video_seconds = reader.end
         results.close()
         stats.rows = results.rows
         stats.tracks = len(annotator.track_ids)
     stats.timings["total"] = time.perf_counter() - start_all
+    if writer.retimed:
+        logger.warning("%s: %d frames have a timestamp that repeats or goes backwards; each was written one tick "
+                       "(%g s) after the frame before it, all other frames keep their times", video, writer.retimed,
+                       float(writer.time_base))
     if stats.boxes == 0:
         logger.warning("%s: no people found at any of the %d keyframes; the video is written without boxes%s",
                        video, stats.keyframes, " and the CSV has no rows" if out_csv else "")

@@ -1,8 +1,12 @@
 """Writing the annotated video: h264 (libx264) in the container the file name asks for (mp4), with
 the input's frame size and frame rate, and the input's audio stream copied packet by packet.
 
-Frames get timestamps ``n / rate`` (``rate`` = the input's average frame rate), so the output has
-the input's frame count and rate. Frame sizes with an odd side cannot use 4:2:0 chroma; they are
+Each frame keeps the time it is given (``write(frame, time=...)``: the input frame's presentation
+time, so a variable-frame-rate input keeps its frame times), in the time base given (the input
+stream's, so times are kept exactly); frames written without a time are ``n / rate`` apart. A time
+that does not increase (a repeated or backward timestamp of a broken input) cannot be stored:
+such a frame is written one tick after the frame before it and counted in :attr:`VideoWriter.retimed`.
+Frame sizes with an odd side cannot use 4:2:0 chroma; they are
 encoded as 4:4:4 instead, keeping the exact size. Audio packets are copied without decoding
 (remuxed), shifted so that they keep their offset to the first video frame, and interleaved
 with the video as it is written (nothing is held back beyond the muxer's own interleaving). An
@@ -99,6 +103,8 @@ class VideoWriter:
         path: output file; its suffix picks the container (``.mp4``).
         width, height: frame size in pixels.
         rate: frames per second (the input's average rate, e.g. ``Fraction(30000, 1001)``).
+        time_base: seconds per timestamp tick of the output (default ``1 / rate``); the input stream's
+            time base keeps the input's frame times exactly.
         audio_source: a media file whose first audio stream is copied in (None: no audio).
         video_start: seconds of the source's timeline at which the first video frame is shown
             (audio keeps its offset to it).
@@ -110,7 +116,7 @@ class VideoWriter:
 
     def __init__(
         self, path: PathLike, *, width: int, height: int, rate: Fraction, audio_source: Optional[PathLike] = None,
-        video_start: float = 0.0, crf: int = 20, preset: str = "veryfast",
+        video_start: float = 0.0, crf: int = 20, preset: str = "veryfast", time_base: Optional[Fraction] = None,
     ):
         self.path = os.fspath(path)
         self.width, self.height = int(width), int(height)
@@ -123,7 +129,9 @@ class VideoWriter:
             stream = self.container.add_stream("libx264", rate=rate)
             stream.width, stream.height = self.width, self.height
             stream.pix_fmt = "yuv420p" if self.width % 2 == 0 and self.height % 2 == 0 else "yuv444p"
-            stream.codec_context.time_base = 1 / rate
+            self.time_base = Fraction(time_base) if time_base else 1 / rate
+            stream.codec_context.time_base = self.time_base
+            stream.time_base = self.time_base
             stream.options = {"crf": str(int(crf)), "preset": str(preset)}
             self.stream = stream
             self.audio: Optional[_AudioCopy] = None
@@ -133,16 +141,27 @@ class VideoWriter:
             self.container.close()
             raise
         self.frames_written = 0
+        #: frames whose time did not increase and were written one tick after the frame before
+        self.retimed = 0
+        self._last_pts: Optional[int] = None
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one ``uint8 [H,W,3]`` RGB frame (shown at ``frames_written / rate`` seconds)."""
+    def write(self, frame: np.ndarray, time: Optional[float] = None) -> None:
+        """Append one ``uint8 [H,W,3]`` RGB frame, shown at ``time`` seconds (default
+        ``frames_written / rate``), rounded to the time base."""
         if frame.shape != (self.height, self.width, 3):
             raise ValueError(f"frame must be [{self.height},{self.width},3], got {tuple(frame.shape)}")
+        if time is None:
+            time = self.frames_written / float(self.rate)
+        pts = int(round(Fraction(time) / self.time_base))
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+            self.retimed += 1
+        self._last_pts = pts
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        video_frame.pts = self.frames_written
-        video_frame.time_base = self.stream.codec_context.time_base
+        video_frame.pts = pts
+        video_frame.time_base = self.time_base
         if self.audio is not None:
-            self.audio.write_until(self.frames_written / float(self.rate))
+            self.audio.write_until(float(pts * self.time_base))
         for packet in self.stream.encode(video_frame):
             self.container.mux(packet)
         self.frames_written += 1

@@ -19,6 +19,10 @@ clip: keyframe centres are multiples of 30) is decoded with the non-reference fr
 if a wanted time falls where the decoder skipped a frame (another encoder's layout), the clip
 is decoded again without skipping, so the result never depends on the layout.
 
+**Reading** goes through :class:`~ava_detect.data.video_reader.VideoReader` (frames with their
+presentation times, pictures turned as a player shows them, a warning for a truncated file when
+a pass reaches its end); see that module. Sizes here (:class:`VideoInfo`) are the shown ones.
+
 **Frame folders** are PySlowFast's layout ``<root>/<video_id>/<video_id>_%06d.jpg`` with frame
 ``i`` stored as number ``i + 1``.
 
@@ -31,35 +35,25 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import av
-from av.video.reformatter import VideoReformatter  # imported here, never inside forked data-loader workers
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 import torch
 
 from ava_detect.data.constants import FPS, SEGMENT_START_SECOND
+from ava_detect.data.video_reader import (FRAME_TIME_TOLERANCE_S, TRUNCATION_TOLERANCE_S, Orientation, VideoReader,
+                                          decoded_end, frame_to_rgb, header_duration, open_video, stream_rate)
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import PathLike
 
 logger = logging.getLogger(__name__)
 
-#: A decoded frame is taken for a wanted time ``t`` when its timestamp is at most ``t`` plus this
-#: (seconds): covers timestamps rounded to whole milliseconds.
-FRAME_TIME_TOLERANCE_S = 1e-3
-#: Wanted frames at most this far (seconds) past the last decodable frame are clamped to it (the
-#: header's duration may count a few frames more than the stream holds); further is an error
-#: (a truncated or corrupt file).
-TRUNCATION_TOLERANCE_S = 0.5
 #: File name suffixes taken as videos when a folder is scanned.
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp", ".ogv", ".wmv")
-#: Frames decoded ahead before a timestamp is chosen (see :func:`iter_timed_frames`).
-_TIMESTAMP_LOOKAHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -70,9 +64,12 @@ class VideoInfo:
         path: the file.
         num_frames: frames on the ``fps`` time axis (frame ``i`` at ``i / fps`` s), i.e. the number
             of valid frame indices.
-        width, height: frame size in pixels.
+        width, height: frame size in pixels, as shown (a quarter turn of the stored pictures swaps them).
         rate: the stream's own nominal frame rate (frames per second).
         duration: seconds from the first frame to the end of the last one.
+        orientation: how the stored pictures are turned to be shown (:class:`Orientation`).
+        truncated: the frames end well before the header's duration (only looked for with
+            ``probe_video(check_end=True)``; ``duration`` and ``num_frames`` are then the real ones).
     """
 
     path: str
@@ -81,45 +78,12 @@ class VideoInfo:
     height: int
     rate: float
     duration: float
+    orientation: Orientation = Orientation()
+    truncated: bool = False
 
 
 def _movie_second(index: int, fps: int) -> float:
     return SEGMENT_START_SECOND + index / fps
-
-
-def open_video(path: PathLike) -> Tuple["av.container.InputContainer", "av.video.stream.VideoStream"]:
-    """Open ``path`` with PyAV -> ``(container, first video stream)``.
-
-    Raises:
-        AvaDetectError: the file is missing, is not a media file PyAV can read, or has no video stream.
-    """
-    path = os.fspath(path)
-    try:
-        container = av.open(path, mode="r", metadata_errors="ignore")
-    except FileNotFoundError:
-        raise AvaDetectError("video file not found", path) from None
-    except (av.FFmpegError, OSError, ValueError) as e:
-        raise AvaDetectError(f"cannot open as a video (truncated or corrupt?): {e}", path) from None
-    if not container.streams.video:
-        container.close()
-        raise AvaDetectError("file has no video stream", path)
-    return container, container.streams.video[0]
-
-
-def _stream_rate(stream) -> float:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    return float(rate) if rate else float(FPS)
-
-
-def _header_duration(container, stream) -> Optional[float]:
-    """Seconds from the stream's first frame to its end, from the header; None if unknown."""
-    if stream.duration:
-        return float(stream.duration * stream.time_base)
-    if container.duration:
-        c_start = (container.start_time or 0) / av.time_base
-        s_start = float((stream.start_time or 0) * stream.time_base) if stream.start_time is not None else c_start
-        return container.duration / av.time_base - (s_start - c_start)
-    return None
 
 
 def _frames_for_duration(duration: float, fps: int) -> int:
@@ -130,7 +94,7 @@ def _frames_for_duration(duration: float, fps: int) -> int:
 def _header_num_frames(container, stream, fps: int) -> Optional[int]:
     if stream.frames and stream.average_rate and stream.average_rate == fps:
         return int(stream.frames)
-    duration = _header_duration(container, stream)
+    duration = header_duration(container, stream)
     return None if duration is None else _frames_for_duration(duration, fps)
 
 
@@ -154,8 +118,26 @@ def _scan_duration(container, stream, path: str) -> float:
     return float((end - (start or 0)) * stream.time_base)
 
 
-def probe_video(path: PathLike, *, fps: int = FPS) -> VideoInfo:
-    """Read a video's frame count (on the ``fps`` axis), size, rate and duration without decoding.
+def _first_orientation(path: str) -> Orientation:
+    """How the first decodable frame is shown (as stored when none decodes: the readers report that)."""
+    with VideoReader(path, threads=1) as reader:
+        try:
+            for _, frame in reader.frames():
+                return reader.orientation(frame)
+        except av.FFmpegError:
+            pass
+    return Orientation()
+
+
+def probe_video(path: PathLike, *, fps: int = FPS, check_end: bool = False) -> VideoInfo:
+    """Read a video's frame count (on the ``fps`` axis), shown size, rate, duration and orientation,
+    decoding only its first frame (and, with ``check_end``, its last second).
+
+    Args:
+        path: the video.
+        fps: the frame-index time axis.
+        check_end: also find where the frames really end (:func:`decoded_end`); a truncated file is
+            warned about once and described by its real duration and frame count.
 
     Raises:
         AvaDetectError: missing or unreadable file, no video stream, no frames.
@@ -163,7 +145,7 @@ def probe_video(path: PathLike, *, fps: int = FPS) -> VideoInfo:
     path = os.fspath(path)
     container, stream = open_video(path)
     try:
-        duration = _header_duration(container, stream)
+        duration = header_duration(container, stream)
         num_frames = _header_num_frames(container, stream, fps)
         if duration is None:
             duration = _scan_duration(container, stream, path)
@@ -171,56 +153,21 @@ def probe_video(path: PathLike, *, fps: int = FPS) -> VideoInfo:
         elif num_frames is not None and stream.frames and stream.average_rate == fps:
             duration = num_frames / fps
         ctx = stream.codec_context
-        info = VideoInfo(path=path, num_frames=int(num_frames or 0), width=int(ctx.width), height=int(ctx.height),
-                         rate=_stream_rate(stream), duration=float(duration))
+        stored_size, rate = (int(ctx.width), int(ctx.height)), stream_rate(stream)
     finally:
         container.close()
+    truncated = False
+    if check_end:
+        end, truncated = decoded_end(path)
+        if truncated:
+            duration, num_frames = end, _frames_for_duration(end, fps)
+    orientation = _first_orientation(path)
+    width, height = orientation.shown_size(*stored_size)
+    info = VideoInfo(path=path, num_frames=int(num_frames or 0), width=width, height=height, rate=rate,
+                     duration=float(duration), orientation=orientation, truncated=truncated)
     if info.num_frames <= 0:
         raise AvaDetectError("video has no frames", path)
     return info
-
-
-def iter_timed_frames(container, stream) -> Iterator[Tuple[int, "av.VideoFrame"]]:
-    """Decode ``stream`` from the container's current position -> ``(timestamp, frame)`` in
-    presentation order, ``timestamp`` in ``stream.time_base`` units.
-
-    The timestamp is ffmpeg's best-effort one (``guess_correct_pts``): the frame's pts unless pts
-    values have gone backwards more often than dts values, then its dts. The decision for a frame
-    is made after a couple of later frames are seen, so the first out-of-order pts of a broken
-    file is already counted. A frame with neither gets the previous timestamp plus one frame.
-    """
-    faulty_pts = faulty_dts = 0
-    last_pts = last_dts = None
-    buffer: deque = deque()
-    last_ts: Optional[int] = None
-    step = max(1, round(1 / (_stream_rate(stream) * float(stream.time_base))))
-
-    def choose(frame) -> int:
-        nonlocal last_ts
-        pts, dts = frame.pts, frame.dts
-        if pts is not None and (faulty_pts <= faulty_dts or dts is None):
-            ts = pts
-        elif dts is not None:
-            ts = dts
-        else:
-            ts = (last_ts + step) if last_ts is not None else 0
-        last_ts = ts
-        return ts
-
-    for frame in container.decode(stream):
-        if frame.dts is not None:
-            faulty_dts += last_dts is not None and frame.dts <= last_dts
-            last_dts = frame.dts
-        if frame.pts is not None:
-            faulty_pts += last_pts is not None and frame.pts <= last_pts
-            last_pts = frame.pts
-        buffer.append(frame)
-        if len(buffer) > _TIMESTAMP_LOOKAHEAD:
-            f = buffer.popleft()
-            yield choose(f), f
-    while buffer:
-        f = buffer.popleft()
-        yield choose(f), f
 
 
 class _SkippedFrame(Exception):
@@ -237,18 +184,16 @@ class _Timeline:
     :meth:`assign` yields ``(slot, frame)`` for each wanted time in order; at the end of the
     stream it stops after the slots inside the last frame's display interval, leaving
     :attr:`last` = ``(time, end_time, frame)`` of the last frame for the caller to decide about
-    the rest.
+    the rest, and :attr:`reached_end` True.
     """
 
-    def __init__(self, container, stream, *, from_start: bool, max_gap: Optional[float] = None):
-        self.container = container
-        self.stream = stream
+    def __init__(self, reader: VideoReader, *, from_start: bool, max_gap: Optional[float] = None):
+        self.reader = reader
         self.from_start = from_start
         self.max_gap = max_gap
-        self.tb = float(stream.time_base)
-        self.start_ts = stream.start_time if stream.start_time is not None else None
-        self.period = 1.0 / _stream_rate(stream)
+        self.period = reader.period
         self.last: Optional[Tuple[float, float, "av.VideoFrame"]] = None
+        self.reached_end = False
 
     def assign(self, times: Iterable[float]) -> Iterator[Tuple[int, "av.VideoFrame"]]:
         tol = FRAME_TIME_TOLERANCE_S
@@ -257,12 +202,9 @@ class _Timeline:
         want = next(times_iter, None)
         prev_t: Optional[float] = None
         prev_frame = None
-        for ts, frame in iter_timed_frames(self.container, self.stream):
+        for t, frame in self.reader.frames():
             if want is None:
                 return
-            if self.start_ts is None:
-                self.start_ts = ts
-            t = (ts - self.start_ts) * self.tb
             if prev_frame is None:
                 if want + tol < t:
                     if not self.from_start:
@@ -281,10 +223,11 @@ class _Timeline:
                     yield slot, prev_frame
                     slot, want = slot + 1, next(times_iter, None)
             prev_t, prev_frame = t, frame
+        self.reached_end = True
         if prev_frame is None:
             self.last = None
             return
-        duration = float(prev_frame.duration * self.tb) if prev_frame.duration else self.period
+        duration = float(prev_frame.duration * self.reader.time_base) if prev_frame.duration else self.period
         end = prev_t + max(duration, 0.0)
         self.last = (prev_t, end, prev_frame)
         while want is not None and want + tol < end:
@@ -299,14 +242,14 @@ class _Timeline:
 _SEEK_RETRY_MARGINS_S = (0.0, 2.0, 30.0, None)
 
 
-def _with_seek(container, stream, seconds: float, run):
+def _with_seek(reader: VideoReader, seconds: float, run):
     """``run(from_start)`` after seeking to the keyframe before ``seconds``, retrying earlier when
     the seek overshoots (:class:`_SeekMissed`)."""
     for margin in _SEEK_RETRY_MARGINS_S:
         if margin is None:
-            container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
+            reader.seek_start()
             return run(True)
-        from_start = _seek(container, stream, seconds - margin)
+        from_start = reader.seek(seconds - margin)
         try:
             return run(from_start)
         except _SeekMissed:
@@ -314,25 +257,43 @@ def _with_seek(container, stream, seconds: float, run):
     raise AssertionError("unreachable")
 
 
-def _seek(container, stream, seconds: float) -> bool:
-    """Seek to the keyframe at or before ``seconds`` (from the stream start); returns whether
-    that is the start of the stream."""
-    start_ts = stream.start_time or 0
-    target = start_ts + math.floor((seconds - FRAME_TIME_TOLERANCE_S) / float(stream.time_base))
-    if target <= start_ts:
-        container.seek(start_ts, stream=stream, backward=True, any_frame=False)
-        return True
-    container.seek(target, stream=stream, backward=True, any_frame=False)
-    return False
+def resampled_frames(reader: VideoReader, *, fps: int = FPS, start: float = 0.0,
+                     end: Optional[float] = None) -> Iterator[Tuple[int, "av.VideoFrame"]]:
+    """The frames of an open video on a constant ``fps`` time axis, upright, decoded sequentially
+    (see :func:`iter_video_frames`). A pass that reaches the end of the stream checks it
+    (:meth:`VideoReader.check_end`: a truncated file is warned about once).
 
+    Raises:
+        AvaDetectError: a decoding error (naming the file and the second).
+    """
+    i = -1
 
-def _set_threads(stream, threads: int) -> None:
-    ctx = stream.codec_context
-    if threads == 1:
-        ctx.thread_count = 1
-    else:
-        ctx.thread_type = "AUTO"
-        ctx.thread_count = max(threads, 0)
+    def times() -> Iterator[float]:
+        k = 0
+        while end is None or start + k / fps < end - FRAME_TIME_TOLERANCE_S:
+            yield start + k / fps
+            k += 1
+
+    timeline = _Timeline(reader, from_start=True)
+
+    def run(from_start: bool):
+        nonlocal timeline
+        # _SeekMissed can only come before the first frame is yielded
+        timeline = _Timeline(reader, from_start=from_start)
+        return timeline.assign(times())
+
+    try:
+        frames = _with_seek(reader, start, lambda fs: _first_then_rest(run(fs))) if start > 0 else run(True)
+        source, shown = None, None
+        for i, frame in frames:
+            if frame is not source:
+                source, shown = frame, reader.upright_frame(frame)
+            yield i, shown
+    except av.FFmpegError as e:
+        second = start + max(i, 0) / fps
+        raise AvaDetectError(f"decoding failed near second {second:.2f} of the file: {e}", reader.path) from None
+    if timeline.reached_end:
+        reader.check_end()
 
 
 def iter_video_frames(
@@ -343,43 +304,20 @@ def iter_video_frames(
     end: Optional[float] = None,
     threads: int = 0,
 ) -> Iterator[Tuple[int, "av.VideoFrame"]]:
-    """All frames of a video on a constant ``fps`` time axis, decoded sequentially.
+    """All frames of a video on a constant ``fps`` time axis, decoded sequentially, upright.
 
     Yields ``(i, frame)`` for ``i = 0, 1, ...``: the frame shown at ``start + i / fps`` seconds
     after the first frame of the video stream, until ``end`` (exclusive) or the end of the video.
     A frame is yielded several times when the file's rate is lower than ``fps`` and some are left
-    out when it is higher. Used by ``prep videos`` (``start=900``) and ``prep frames`` (``start=0``).
+    out when it is higher. A file with a display rotation gives new, turned RGB frames. Used by
+    ``prep videos`` (``start=900``) and ``prep frames`` (``start=0``). A truncated file is warned
+    about once when the pass reaches its end.
 
     Raises:
         AvaDetectError: unreadable file, or a decoding error (naming the file and the second).
     """
-    path = os.fspath(path)
-    container, stream = open_video(path)
-    i = -1
-    try:
-        _set_threads(stream, threads)
-
-        def times() -> Iterator[float]:
-            k = 0
-            while end is None or start + k / fps < end - FRAME_TIME_TOLERANCE_S:
-                yield start + k / fps
-                k += 1
-
-        def run(from_start: bool):
-            # _SeekMissed can only come before the first frame is yielded
-            return _Timeline(container, stream, from_start=from_start).assign(times())
-
-        if start > 0:
-            frames = _with_seek(container, stream, start, lambda fs: _first_then_rest(run(fs)))
-        else:
-            frames = run(True)
-        for i, frame in frames:
-            yield i, frame
-    except av.FFmpegError as e:
-        second = start + max(i, 0) / fps
-        raise AvaDetectError(f"decoding failed near second {second:.2f} of the file: {e}", path) from None
-    finally:
-        container.close()
+    with VideoReader(path, threads=threads) as reader:
+        yield from resampled_frames(reader, fps=fps, start=start, end=end)
 
 
 def _first_then_rest(gen: Iterator) -> Iterator:
@@ -397,29 +335,6 @@ def _first_then_rest(gen: Iterator) -> Iterator:
     return chain()
 
 
-_LOCAL = threading.local()
-
-
-def _reformatter() -> "av.video.reformatter.VideoReformatter":
-    """One colour converter per process and thread: it keeps its swscale context between frames,
-    which is ~20x faster than a fresh context per frame (what ``VideoFrame.reformat`` does)."""
-    pid = os.getpid()
-    if getattr(_LOCAL, "pid", None) != pid:
-        _LOCAL.pid, _LOCAL.reformatter = pid, VideoReformatter()
-    return _LOCAL.reformatter
-
-
-def _rgb(frame: "av.VideoFrame", width: int, height: int) -> np.ndarray:
-    if frame.width == width and frame.height == height and frame.format.name == "rgb24":
-        return frame.to_ndarray()
-    return _reformatter().reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
-
-
-def frame_to_rgb(frame: "av.VideoFrame", width: Optional[int] = None, height: Optional[int] = None) -> np.ndarray:
-    """A decoded frame -> ``uint8 ndarray[H,W,3]`` RGB (the conversion every reader here uses)."""
-    return _rgb(frame, width or frame.width, height or frame.height)
-
-
 def read_video_frames(
     path: PathLike,
     indices: Union[Sequence[int], torch.Tensor],
@@ -429,7 +344,7 @@ def read_video_frames(
     threads: int = 1,
     skip_nonref: bool = True,
 ) -> torch.Tensor:
-    """Frames ``indices`` of a video (frame ``i`` = the picture shown at ``i / fps`` s).
+    """Frames ``indices`` of a video (frame ``i`` = the picture shown at ``i / fps`` s), upright.
 
     Args:
         path: video file (any container/codec PyAV reads; prepared AVA videos are h264 mp4).
@@ -440,7 +355,7 @@ def read_video_frames(
         skip_nonref: allow skipping non-reference frames when every wanted index is even.
 
     Returns:
-        ``uint8 Tensor[len(indices), H, W, 3]`` RGB.
+        ``uint8 Tensor[len(indices), H, W, 3]`` RGB, as shown (display rotation applied).
 
     Raises:
         AvaDetectError: unreadable file, a decoding error, or a file that ends more than
@@ -451,31 +366,29 @@ def read_video_frames(
     idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
     if idx.numel() == 0:
         raise ValueError("no frame indices given")
-    container, stream = open_video(path)
-    try:
-        if num_frames is None:
-            num_frames = _header_num_frames(container, stream, fps)
-            if num_frames is None:
-                num_frames = _frames_for_duration(_scan_duration(container, stream, path), fps)
-                container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
-        if num_frames <= 0:
-            raise AvaDetectError("video has no frames", path)
-        idx = idx.clamp(0, num_frames - 1)
-        unique, inverse = torch.unique(idx, sorted=True, return_inverse=True)
-        wanted = [int(i) for i in unique]
-        _set_threads(stream, threads)
-        skip = skip_nonref and all(i % 2 == 0 for i in wanted)
+    with VideoReader(path, threads=threads) as reader:
+        container, stream = reader.container, reader.stream
         try:
-            frames = _decode_indices(container, stream, wanted, fps=fps, skip_nonref=skip, path=path)
-        except _SkippedFrame:
-            frames = _decode_indices(container, stream, wanted, fps=fps, skip_nonref=False, path=path)
-    except av.FFmpegError as e:
-        lo, hi = int(idx.min()), int(idx.max())
-        raise AvaDetectError(
-            f"decoding failed for frames {lo}..{hi} (movie seconds {_movie_second(lo, fps):.2f}.."
-            f"{_movie_second(hi, fps):.2f}); truncated or corrupt video? ({e})", path) from None
-    finally:
-        container.close()
+            if num_frames is None:
+                num_frames = _header_num_frames(container, stream, fps)
+                if num_frames is None:
+                    num_frames = _frames_for_duration(_scan_duration(container, stream, path), fps)
+                    reader.seek_start()
+            if num_frames <= 0:
+                raise AvaDetectError("video has no frames", path)
+            idx = idx.clamp(0, num_frames - 1)
+            unique, inverse = torch.unique(idx, sorted=True, return_inverse=True)
+            wanted = [int(i) for i in unique]
+            skip = skip_nonref and all(i % 2 == 0 for i in wanted)
+            try:
+                frames = _decode_indices(reader, wanted, fps=fps, skip_nonref=skip)
+            except _SkippedFrame:
+                frames = _decode_indices(reader, wanted, fps=fps, skip_nonref=False)
+        except av.FFmpegError as e:
+            lo, hi = int(idx.min()), int(idx.max())
+            raise AvaDetectError(
+                f"decoding failed for frames {lo}..{hi} (movie seconds {_movie_second(lo, fps):.2f}.."
+                f"{_movie_second(hi, fps):.2f}); truncated or corrupt video? ({e})", path) from None
     return _gather(torch.from_numpy(np.stack(frames)), inverse)
 
 
@@ -486,13 +399,19 @@ def _gather(unique_frames: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     return unique_frames[inverse]
 
 
-def _decode_indices(container, stream, wanted: List[int], *, fps: int, skip_nonref: bool, path: str) -> List[np.ndarray]:
+def _decode_indices(reader: VideoReader, wanted: List[int], *, fps: int, skip_nonref: bool) -> List[np.ndarray]:
     times = [i / fps for i in wanted]
-    ctx = stream.codec_context
+    path = reader.path
+    ctx = reader.stream.codec_context
     ctx.skip_frame = "NONREF" if skip_nonref else "DEFAULT"
-    width, height = ctx.width, ctx.height
-    period = 1.0 / _stream_rate(stream)
-    max_gap = 1.5 * period if skip_nonref else None
+    size: List[Optional[int]] = [None, None]  # (width, height) as shown: that of the first frame, kept for all
+
+    def rgb(frame) -> np.ndarray:
+        array = reader.rgb(frame, size[0], size[1])
+        size[0], size[1] = array.shape[1], array.shape[0]
+        return array
+
+    max_gap = 1.5 * reader.period if skip_nonref else None
     out: List[Optional[np.ndarray]] = [None] * len(times)
     cached: Tuple[object, Optional[np.ndarray]] = (None, None)
 
@@ -500,14 +419,14 @@ def _decode_indices(container, stream, wanted: List[int], *, fps: int, skip_nonr
         nonlocal cached
         for k in range(len(out)):
             out[k] = None
-        timeline = _Timeline(container, stream, from_start=from_start, max_gap=max_gap)
+        timeline = _Timeline(reader, from_start=from_start, max_gap=max_gap)
         for slot, frame in timeline.assign(times):
             if cached[0] is not frame:
-                cached = (frame, _rgb(frame, width or frame.width, height or frame.height))
+                cached = (frame, rgb(frame))
             out[slot] = cached[1]
         return timeline
 
-    timeline = _with_seek(container, stream, times[0], run)
+    timeline = _with_seek(reader, times[0], run)
     missing = [k for k, a in enumerate(out) if a is None]
     if missing:
         last = timeline.last
@@ -521,9 +440,9 @@ def _decode_indices(container, stream, wanted: List[int], *, fps: int, skip_nonr
                 f"video ends at movie second {SEGMENT_START_SECOND + last[1]:.2f} but frame {first_missing} "
                 f"(movie second {_movie_second(first_missing, fps):.2f}) is wanted and the header promises "
                 f"more; truncated or corrupt video?", path)
-        rgb = _rgb(last[2], width or last[2].width, height or last[2].height)
+        last_rgb = rgb(last[2])
         for k in missing:
-            out[k] = rgb
+            out[k] = last_rgb
     return out  # type: ignore[return-value]
 
 
@@ -658,7 +577,8 @@ def list_videos(folder: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS) 
 
 
 __all__ = [
-    "FRAME_TIME_TOLERANCE_S", "TRUNCATION_TOLERANCE_S", "VIDEO_EXTENSIONS", "VideoInfo", "open_video",
-    "probe_video", "iter_timed_frames", "iter_video_frames", "read_video_frames", "frame_to_rgb",
+    "FRAME_TIME_TOLERANCE_S", "TRUNCATION_TOLERANCE_S", "VIDEO_EXTENSIONS", "VideoInfo", "Orientation", "VideoReader",
+    "open_video", "probe_video", "decoded_end", "iter_video_frames", "resampled_frames", "read_video_frames",
+    "frame_to_rgb",
     "VideoFolder", "FrameFolder", "ClipSource", "frame_relpath", "FRAME_NAME", "list_videos",
 ]

@@ -1,9 +1,10 @@
 """Person boxes at the keyframes of many videos -> one AVA predicted-box CSV (the input of ``test``
 and ``train``), resumable; optionally compared with ground-truth boxes.
 
-Rows: ``video_id,second,x1,y1,x2,y2,,score`` (coordinates normalised to [0, 1], no header). The video
-id is the file name without its suffix. Keyframe second ``s`` is file time ``s - second_offset``
-(:func:`~ava_detect.detection.keyframes.keyframe_seconds`).
+Rows: ``video_id,second,x1,y1,x2,y2,,score`` (coordinates normalised to [0, 1] of the picture as a
+player shows it, no header). The video id is the file name without its suffix. Keyframe second
+``s`` is file time ``s - second_offset`` (:func:`~ava_detect.detection.keyframes.keyframe_seconds`);
+a truncated video is warned about once and gets the keyframes its frames reach.
 
 Resumable: each finished video is kept in a folder beside the output (``.OUT.parts/``) together with
 the settings it was made with; a second call with the same settings skips finished videos (other
@@ -201,7 +202,7 @@ def detect_videos(
     gt = read_ground_truth(ground_truth) if ground_truth else None
     plan = []
     for v in found:
-        info = probe_video(v, fps=FPS)
+        info = probe_video(v, fps=FPS, check_end=True)  # a truncated video: warned about, its real end used
         plan.append((v, info, keyframes.keyframe_seconds(duration=info.duration, second_offset=second_offset,
                                                          every=every, seconds=seconds)))
     settings = {"backend": detector.backend, "weights": detector.weights, "boxes_csv": detector.boxes_csv,

@@ -44,7 +44,9 @@ def extract_frames(video: Path, out_dir: Path, *, qscale: int = 1, fps: int = FP
                 encoder.width, encoder.height, encoder.pix_fmt = frame.width, frame.height, "yuvj420p"
                 encoder.time_base = Fraction(1, fps)
                 encoder.qmin = encoder.qmax = qscale  # fixed quantiser, as ffmpeg's -q:v
-            packets = encoder.encode(frame.reformat(width=encoder.width, height=encoder.height, format="yuvj420p"))
+            picture = frame.reformat(width=encoder.width, height=encoder.height, format="yuvj420p")
+            picture.pts, picture.time_base = i, encoder.time_base  # a frame shown twice (a source under 30 fps)
+            packets = encoder.encode(picture)
             data = b"".join(bytes(p) for p in packets)
             (tmp / FRAME_NAME.format(video_id=video_id, number=i + 1)).write_bytes(data)
             count = i + 1

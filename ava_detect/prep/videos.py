@@ -3,7 +3,8 @@
 
 Frame i of the output is the movie's picture at ``start + i/30`` s (the frame whose presentation
 interval contains that time, so 23.976, 25 or 29.97 fps sources are resampled the way a 30 fps
-player shows them), optionally resized so the short side has a given size, encoded with libx264
+player shows them, turned as the player turns them when the movie has a display rotation),
+optionally resized so the short side has a given size, encoded with libx264
 with a keyframe every ``gop`` frames and non-reference frames only at odd indices (clip readers
 skip decoding them). Each output is written under a temporary name and renamed when complete.
 """
@@ -83,25 +84,22 @@ def cut_video(src: Path, dst: Path, settings: EncodeSettings) -> Dict[str, float
     import av
     from av.video.frame import PictureType
 
-    from ava_detect.data.video import iter_video_frames, open_video
+    from ava_detect.data.video import VideoReader, probe_video, resampled_frames
     from ava_detect.io import atomic_path
 
     if src.resolve() == dst.resolve():
         raise AvaDetectError("output would overwrite the source movie; choose another --out folder", src)
-    container, stream = open_video(src)  # the header only: size and rate
-    with container:
-        source_width, source_height = stream.codec_context.width, stream.codec_context.height
-        source_rate = float(stream.average_rate or stream.guessed_rate or 0)
-    width, height = output_size(source_width, source_height, settings.short_side)
+    info = probe_video(src)  # the size as shown (a rotated movie is cut upright) and the rate
+    width, height = output_size(info.width, info.height, settings.short_side)
     count = 0
-    with atomic_path(dst) as tmp:
+    with atomic_path(dst) as tmp, VideoReader(src, threads=0) as reader:
         with av.open(os.fspath(tmp), mode="w") as out:
             stream = out.add_stream("libx264", rate=settings.fps)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.codec_context.gop_size = settings.gop
             stream.options = x264_options(settings)
             time_base = Fraction(1, settings.fps)
-            for i, frame in iter_video_frames(src, fps=settings.fps, start=settings.start, end=settings.end):
+            for i, frame in resampled_frames(reader, fps=settings.fps, start=settings.start, end=settings.end):
                 picture = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
                 picture.pts, picture.time_base = i, time_base
                 picture.pict_type = PictureType.NONE  # the source's keyframe flags would force x264 keyframes
@@ -112,11 +110,11 @@ def cut_video(src: Path, dst: Path, settings: EncodeSettings) -> Dict[str, float
                     f"movie has no frames in seconds {settings.start:g}..{settings.end:g} (it is shorter)", src)
             out.mux(stream.encode(None))
     expected = round((settings.end - settings.start) * settings.fps)
-    if count < expected:
+    if count < expected and not reader.is_truncated():  # a truncated movie was warned about by the reader
         logger.warning("%s: movie ends at second %.2f, before %g: wrote %d of %d frames", src,
                        settings.start + count / settings.fps, settings.end, count, expected)
     return {"frames": count, "seconds": count / settings.fps, "width": width, "height": height,
-            "source_fps": source_rate}
+            "source_fps": info.rate}
 
 
 def _job(src: str, dst: str, settings: EncodeSettings) -> Tuple[str, Optional[Dict[str, float]], Optional[str]]:
