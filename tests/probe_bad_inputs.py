@@ -174,7 +174,7 @@ def build_workspace(work: Path) -> Dict[str, str]:
     vids = h / "videos"
     p["v_text"] = _write(vids / "notes.mp4", "not a video\n")
     p["v_zero"] = _write(vids / "zero.mp4", b"")
-    stream_copy = vids / "whole" / f"{vid}.ts"  # MPEG-TS: a cut file still opens, as a cut download does
+    stream_copy = vids / "whole" / f"{vid}.mkv"  # Matroska: a cut file still opens and claims its full length
     stream_copy.parent.mkdir(parents=True)
     with av.open(str(video)) as src, av.open(str(stream_copy), "w") as dst:
         out = dst.add_stream_from_template(src.streams.video[0])
@@ -182,7 +182,7 @@ def build_workspace(work: Path) -> Dict[str, str]:
             if packet.dts is not None:
                 packet.stream = out
                 dst.mux(packet)
-    p["v_truncated"] = _write(vids / f"{vid}.ts", stream_copy.read_bytes()[: stream_copy.stat().st_size * 2 // 3])
+    p["v_truncated"] = _write(vids / f"{vid}.mkv", stream_copy.read_bytes()[: stream_copy.stat().st_size * 2 // 3])
     shutil.rmtree(stream_copy.parent)
     p["v_folder_empty"] = vids / "empty_folder"
     p["v_folder_empty"].mkdir(parents=True)
@@ -478,7 +478,7 @@ def judge(case: Case, outcome: Outcome, before: Dict[str, bytes], after: Dict[st
     if outcome.code != 0:
         return f"exit status {outcome.code}, expected 0: {(errors or [outcome.err.strip()[-200:]])[0]}"
     if case.expect == "warn":
-        warnings = [line for line in outcome.err.splitlines() if line.startswith("warning:")]
+        warnings = [line[line.index("warning:"):] for line in outcome.err.splitlines() if "warning:" in line]
         if not any(re.search(case.says, w, re.IGNORECASE) for w in warnings):
             return f"no warning saying /{case.says}/ (stderr: {outcome.err.strip()[-200:]!r})"
     if case.same_as is not None:
