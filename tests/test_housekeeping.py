@@ -132,6 +132,26 @@ def test_prep_frames_rerun_removes_a_killed_runs_temporary_folder(tmp_path):
     assert not left.exists() and not legacy.exists()
 
 
+def test_annotate_rerun_removes_what_a_killed_run_left(tiny_data, tmp_path, capsys):
+    from ava_detect.config import load_config
+    from ava_detect.model import build_model, save_checkpoint
+
+    weights = tmp_path / "tiny.pth"
+    save_checkpoint(weights, model=build_model(load_config(ROOT / "configs" / "tiny.yaml", ["model.num_classes=7"])))
+    video = sorted((tiny_data / "videos").glob("*.mp4"))[0]
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = _dead_pid()
+    left = [_leftover(out, f".ann.{dead}.k1l2m3n4.tmp{suffix}") for suffix in (".mp4", ".csv", ".json")]
+    rc = main(["annotate", "--config", str(ROOT / "configs" / "tiny.yaml"), "--weights", str(weights), "--out", str(out / "ann.mp4"), "--csv", str(out / "ann.csv"),
+               "--json", str(out / "ann.json"), "--detector", "csv", "--boxes",
+               str(tiny_data / "annotations" / "train.csv"), "--second-offset", "900", "--device", "cpu",
+               "--labelmap", str(tiny_data / "annotations" / "labelmap.pbtxt"), str(video), "model.num_classes=7"])
+    assert rc == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["ann.csv", "ann.json", "ann.mp4"]
+    assert not any(p.exists() for p in left)
+
+
 # ---- metrics after resume --------------------------------------------------------------------
 
 
