@@ -34,6 +34,8 @@ def _temporary_pattern(path: Path) -> "re.Pattern[str]":
 
 
 def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill there ends the process: never ask, keep its files
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
