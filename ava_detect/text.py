@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import codecs
 
-from ava_detect.errors import AvaDetectError
+from ava_detect.errors import AvaDetectError, unreadable_file_error
 from ava_detect.io import PathLike
 
 _UTF8_BOM = codecs.BOM_UTF8
@@ -32,14 +32,8 @@ def read_bytes(path: PathLike, what: str = "file") -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
-    except FileNotFoundError:
-        raise AvaDetectError(f"{what} not found", path) from None
-    except IsADirectoryError:
-        raise AvaDetectError(f"{what} is a folder, expected a file", path) from None
-    except PermissionError:
-        raise AvaDetectError(f"cannot read the {what}: permission denied", path) from None
     except OSError as e:
-        raise AvaDetectError(f"cannot read the {what}: {e.strerror or e}", path) from None
+        raise unreadable_file_error(e, path, what) from None
 
 
 def decode_text(data: bytes, path: PathLike, what: str = "file") -> str:

@@ -66,7 +66,8 @@ def test_prep_videos_cuts_resamples_resumes_and_reports_failures(tmp_path, prep)
     r = prep("videos", "--src", str(raw), "--out", str(out), "--gop", "8")
     assert r.returncode == 1, r.stderr  # one failure, reported at the end
     assert "1 movies failed" in r.stderr and "broken.mp4" in r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["movieA.mp4"]  # no partial file of the broken one
+    # no partial file of the broken one; the settings movieA.mp4 was made with beside it
+    assert sorted(p.name for p in out.iterdir()) == [".movieA.mp4.settings.json", "movieA.mp4"]
     info = probe_video(out / "movieA.mp4")
     assert (info.num_frames, info.rate, info.width, info.height) == (120, 30.0, W, H)  # 900..904 s at 30 fps
     with av.open(str(out / "movieA.mp4")) as c:
@@ -77,12 +78,15 @@ def test_prep_videos_cuts_resamples_resumes_and_reports_failures(tmp_path, prep)
     assert frames[0].key_frame and frames[8].key_frame and all(int(f.pict_type) != 3 for f in frames[0::2])
     mtime = (out / "movieA.mp4").stat().st_mtime_ns
     (raw / "broken.mp4").unlink()
-    r = prep("videos", "--src", str(raw), "--out", str(out), "--short-side", "48")
+    r = prep("videos", "--src", str(raw), "--out", str(out), "--gop", "8")
     assert r.returncode == 0, r.stderr
     assert "1 already prepared, 0 to cut" in r.stdout and (out / "movieA.mp4").stat().st_mtime_ns == mtime
+    r = prep("videos", "--src", str(raw), "--out", str(out), "--short-side", "48")  # other settings: cut again
+    assert r.returncode == 0 and "0 already prepared, 1 to cut" in r.stdout and "short_side 0 -> 48" in r.stdout
+    assert probe_video(out / "movieA.mp4").height == 48
     r = prep("videos", "--src", str(raw), "--out", str(raw))
-    assert r.returncode == 0  # writes raw/movieA.mp4 beside raw/movieA.mkv, never over it
-    assert (raw / "movieA.mkv").is_file() and probe_video(raw / "movieA.mp4").num_frames == 120
+    assert r.returncode == 2 and "--out is the source folder" in r.stderr  # refused before any work
+    assert sorted(p.name for p in raw.iterdir()) == ["movieA.mkv"]
     r = prep("videos", "--src", str(raw), "--out", str(tmp_path / "v2"), "--gop", "7")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--gop" in r.stderr
 

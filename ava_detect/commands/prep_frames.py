@@ -10,7 +10,9 @@ Frames are decoded the same way the clip reader decodes them (frame i = the pict
 and written as JPEG with ffmpeg's MJPEG encoder at --qscale (1 = PySlowFast's `-q:v 1`).
 A frame list is written for each split whose ground truth is found (--annotations/<split>.csv),
 listing the split's videos that have frames. Each video's folder is written under a temporary
-name and renamed when complete: finished videos are skipped when the step is run again.
+name and renamed when complete: finished videos are skipped when the step is run again, unless
+they were made with another --qscale or from another version of the video (the settings are
+recorded beside each folder; the command says which are extracted again and why).
 
 Example:
   ava-detect prep frames --root data/ava            # videos/ -> frames/, frame_lists/
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ava_detect.data.ava_files import read_ground_truth, write_frame_list
     from ava_detect.data.video import FrameFolder, list_videos
-    from ava_detect.prep.frames import extract_videos, frame_list_rows
+    from ava_detect.prep.frames import extract_videos, frame_list_rows, plan_extraction
 
     layout = DatasetLayout(Path(args.root)) if args.root else None
     if layout is None and not (args.videos and args.out):
@@ -66,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
     videos = list_videos(videos_dir, extensions=(".mp4",))
     if not videos:
         raise AvaDetectError("no prepared videos (<video_id>.mp4) found", videos_dir)
-    todo = [v for v in videos if not (out_dir / v.stem).is_dir()]
+    todo, redo = plan_extraction(videos, out_dir, qscale=args.qscale)
     print(f"{len(videos)} videos: {len(videos) - len(todo)} already extracted, {len(todo)} to extract into {out_dir}")
+    for video, why in redo.items():
+        print(f"  {video.stem}: extracted again: {why}")
     failures: List[str] = []
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="video", desc="frames", disable=args.no_progress or None)

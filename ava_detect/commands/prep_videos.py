@@ -7,8 +7,11 @@ fps sources are resampled the way a 30 fps player shows them). Optionally resize
 side is --short-side pixels. Encoded with libx264 with a keyframe every --gop frames (fast
 seeking) and non-reference frames only at odd indices (clip readers skip decoding them).
 
-Finished files are skipped, so an interrupted run resumes; each output is written under a
-temporary name and renamed when complete, so a partial file never looks finished. Files that
+Finished files are skipped, so an interrupted run resumes: the settings each output was made with
+(seconds, size, gop, crf, preset, and the source movie's name and size) are recorded beside it
+(.<video_id>.mp4.settings.json), and an output made with other settings, or without a record, is
+cut again (the command says which and why). Each output is written under a temporary name and
+renamed when complete, so a partial file never looks finished. --out must not be --src. Files that
 fail are reported at the end; the others are still made. Movies shorter than the segment give
 shorter videos (with a warning); their late keyframes are clamped when read.
 
@@ -51,24 +54,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ava_detect.prep.videos import EncodeSettings, cut_videos, find_movies, x264_options
+    from ava_detect.io_paths import IOPaths
+    from ava_detect.prep.videos import EncodeSettings, check_folders, cut_videos, find_movies, plan_cuts, x264_options
 
     settings = EncodeSettings(start=args.start_second, end=args.end_second, short_side=args.short_side,
                               gop=args.gop, crf=args.crf, preset=args.preset)
     x264_options(settings)  # validate before starting
     if args.end_second <= args.start_second:
         raise AvaDetectError(f"--end-second ({args.end_second:g}) must be after --start-second ({args.start_second:g})")
+    out = Path(args.out)
+    check_folders(Path(args.src), out)
+    IOPaths().input("--src", args.src).input("--video-list", args.video_list).folder("--out", out).check()
     files = find_movies(Path(args.src), args.video_list)
     if not files:
         raise AvaDetectError("no movies found (looked for video file suffixes)", args.src)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [(f, out / f"{f.stem}.mp4") for f in files]
-    done = [f for f, d in todo if d.is_file()]
-    todo = [(f, d) for f, d in todo if not d.is_file()]
+    todo, done, redo = plan_cuts(files, out, settings)
     print(f"{len(files)} movies: {len(done)} already prepared, {len(todo)} to cut (seconds "
           f"{settings.start:g}..{settings.end:g} at {settings.fps} fps, "
           f"{'short side ' + str(settings.short_side) if settings.short_side else 'original size'}, gop {settings.gop})")
+    for src, why in list(redo.items())[:10]:
+        print(f"  {src.stem}.mp4 is cut again: {why}")
+    if len(redo) > 10:
+        print(f"  ... and {len(redo) - 10} more made otherwise")
     failures: List[Tuple[str, str]] = []
     made = 0
     start = time.perf_counter()

@@ -4,8 +4,10 @@ annotate a clip.
 
   ava-detect quickstart [--workdir quickstart] [--videos 24 --seconds 30 --size 320x240] [section.key=value ...]
 
-Steps that are already done in the work folder are reused (the dataset when complete, training
-when its last checkpoint is final; an interrupted training resumes). Outputs:
+The config and all overrides are checked before any work. Steps that are already done in the work
+folder are reused when they were made with the same settings (the dataset when complete, training
+when its last checkpoint is final; an interrupted training resumes); made with other settings,
+they are made again. Outputs:
   <workdir>/data       the synthetic dataset (ava-detect prep synthetic)
   <workdir>/train      config, metrics.jsonl, checkpoints/{last,best}.pth (ava-detect train)
   <workdir>/test       detections.csv, report.txt/json, plots/ (ava-detect test)
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Tuple
 
 from ava_detect.commands.common import frame_size, progress_bar
 
@@ -51,19 +54,46 @@ def recipe_path() -> Path:
 
 
 def _same_dataset(summary_file: Path, args: argparse.Namespace) -> bool:
-    """Whether ``dataset.json`` describes a finished synthetic set made with these arguments."""
+    """Whether ``dataset.json`` describes a finished synthetic set made with these arguments, whose
+    files are all there with the sizes they were written with."""
     import json
+
+    from ava_detect.errors import AvaDetectError
+    from ava_detect.text import read_text
 
     if not summary_file.is_file():
         return False
     try:
-        summary = json.loads(summary_file.read_text())
+        summary = json.loads(read_text(summary_file, "dataset summary"))
         videos = summary["videos"]
+        files = [summary_file.parent / f for f in summary["files"]]
         return (summary["seed"] == args.seed and summary["seconds"] == args.seconds
                 and (summary["size"]["width"], summary["size"]["height"]) == tuple(args.size)
-                and len(videos["train"]) + len(videos["val"]) == args.videos)
-    except (ValueError, KeyError, TypeError):
+                and len(videos["train"]) + len(videos["val"]) == args.videos
+                and all(f.is_file() for f in files) and sum(f.stat().st_size for f in files) == summary["bytes"])
+    except (ValueError, KeyError, TypeError, AvaDetectError):
         return False
+
+
+def _training_to_reuse(ckpt_dir: Path, cfg) -> Tuple[bool, bool]:
+    """``(resume, finished)``: whether ``ckpt_dir/last.pth`` is a training of ``cfg`` to continue, and
+    whether it is already complete. A checkpoint made with other settings (the data, the model, the
+    recipe) is not reused: its folder is removed and training starts over."""
+    import shutil
+
+    from ava_detect.engine.checkpointing import LAST, load_training_checkpoint, training_changes
+
+    last = ckpt_dir / LAST
+    if not last.is_file():
+        return False, False
+    saved = load_training_checkpoint(last)
+    changes = training_changes(saved["config"], cfg)
+    if changes:
+        shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+        print(f"      the checkpoints there were trained with other settings ({shown}); training again")
+        shutil.rmtree(ckpt_dir)
+        return False, False
+    return True, int(saved["epoch"]) >= cfg.train.epochs
 
 
 def _annotate(cfg, config: Path, weights: Path, data: Path, out: Path) -> None:
@@ -102,16 +132,22 @@ def run(args: argparse.Namespace) -> int:
     from ava_detect.config import load_config, save_config
     from ava_detect.data.constants import FPS
     from ava_detect.synthetic import make_synthetic_dataset
-    from ava_detect.engine.checkpointing import BEST, LAST, load_training_checkpoint
+    from ava_detect.engine.checkpointing import BEST, LAST
     from ava_detect.engine.testing import run_test
     from ava_detect.engine.trainer import train
     from ava_detect.io_paths import IOPaths
+    from ava_detect.model.architectures import architecture
 
     start = time.perf_counter()
     work = Path(args.workdir)
     IOPaths().input("--config", args.config).folder("--workdir", work).check()
     data = work / "data"
     config = Path(args.config) if args.config else recipe_path()
+    train_dir = work / "train"
+    # the whole config, overrides included, is checked before any work
+    cfg = load_config(config, [f"data.root={data}", f"train.output_dir={train_dir}",
+                               f"test.output_dir={work / 'test'}", *args.overrides])
+    architecture(cfg.model)  # the model section's checks (they live with the architectures)
 
     print(f"[1/4] synthetic dataset -> {data}")
     if _same_dataset(data / "dataset.json", args):
@@ -121,16 +157,12 @@ def run(args: argparse.Namespace) -> int:
             make_synthetic_dataset(data, seed=args.seed, num_videos=args.videos, seconds=args.seconds, size=args.size,
                                    overwrite=True, progress=bar.update)
 
-    train_dir = work / "train"
-    cfg = load_config(config, [f"data.root={data}", f"train.output_dir={train_dir}",
-                               f"test.output_dir={work / 'test'}", *args.overrides])
-    last = train_dir / "checkpoints" / LAST
     print(f"[2/4] training {config.name} -> {train_dir}")
-    finished = last.is_file() and load_training_checkpoint(last)["epoch"] >= cfg.train.epochs
+    resume, finished = _training_to_reuse(train_dir / "checkpoints", cfg)
     if finished:
         print("      already trained, reused")
     else:
-        result = train(cfg, resume=last.is_file(), progress=progress_bar)
+        result = train(cfg, resume=resume, progress=progress_bar)
         print(f"      {result.iterations} iterations in {result.seconds / 60:.1f} min, val mAP {result.last_map:.4f}")
     weights = train_dir / "checkpoints" / (BEST if (train_dir / "checkpoints" / BEST).is_file() else LAST)
 

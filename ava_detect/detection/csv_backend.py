@@ -18,6 +18,7 @@ AVA dataset does, so the action model sees the same boxes in ``annotate`` and ``
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple, Union
@@ -29,6 +30,7 @@ from ava_detect.data.ava_files import BOX_COLUMNS, group_boxes, read_ground_trut
 from ava_detect.detection.base import Detections, FrameKey, Frames, PersonDetector, as_frame_list, empty_detections
 from ava_detect.errors import AvaDetectError
 from ava_detect.structures import image_key, normalized_to_pixels
+from ava_detect.text import read_text
 from ava_detect.io import PathLike
 
 if TYPE_CHECKING:
@@ -45,18 +47,14 @@ def sniff_box_csv_format(path: PathLike) -> str:
     from the first non-blank row; ``"boxes"`` when the file is empty.
 
     Raises:
-        AvaDetectError: missing file.
+        AvaDetectError: a missing or unreadable file, or one that is not UTF-8 text (naming the line).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AvaDetectError("box CSV not found" if not path.exists() else "box CSV is not a file", path)
-    with open(path, "r", encoding="utf-8", errors="replace", newline="") as f:
-        for row in csv.reader(f):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) == 7 or (len(row) == 8 and row[6].strip() != ""):
-                return "ground_truth"
-            return "boxes"
+    for row in csv.reader(io.StringIO(read_text(path, "box CSV"), newline="")):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) == 7 or (len(row) == 8 and row[6].strip() != ""):
+            return "ground_truth"
+        return "boxes"
     return "boxes"
 
 

@@ -67,6 +67,8 @@ def read_weights_file(path: PathLike) -> Dict[str, torch.Tensor]:
     try:
         obj = load_torch_file(path, what="person detector weights file")
     except UnreadableTorchFile as e:
+        if e.truncated:
+            raise AvaDetectError(f"cannot read the person detector weights file: {e.reason}", path) from None
         raise AvaDetectError(f"not a PyTorch weights file readable without running code ({e.reason})", path) from None
     if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
         obj = obj["model"]  # torchvision reference-training checkpoint

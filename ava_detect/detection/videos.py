@@ -7,8 +7,10 @@ player shows it, no header). The video id is the file name without its suffix. K
 a truncated video is warned about once and gets the keyframes its frames reach.
 
 Resumable: each finished video is kept in a folder beside the output (``.OUT.parts/``) together with
-the settings it was made with; a second call with the same settings skips finished videos (other
-settings, or ``restart``, start over). The output appears only when all videos are done.
+the settings it was made with (detector settings, the weights or box file as it was, keyframes) and
+the video file as it was; a second call with the same settings skips finished videos whose file is
+unchanged (other settings, or ``restart``, start over; a changed video is detected again). The
+folder is made when the first video is done. The output appears only when all videos are done.
 """
 
 from __future__ import annotations
@@ -112,27 +114,46 @@ def _check_ids(videos: Sequence[Path]) -> None:
 
 
 def _open_parts(out: Path, settings: Dict[str, Any], restart: bool) -> Path:
-    """The folder of finished videos beside ``out``, emptied unless it holds results of ``settings``."""
+    """The folder of finished videos beside ``out``: kept when it holds results of ``settings``,
+    removed otherwise (or with ``restart``). It is (re)made by :func:`_save_part` when the first
+    video is done, so a run that fails before that (no detector weights offline) leaves nothing."""
     parts = out.parent / f".{out.name}.parts"
-    settings_file = parts / "settings.json"
     if parts.is_dir():
-        old = None
         try:
-            old = json.loads(settings_file.read_text(encoding="utf-8"))
+            old = json.loads((parts / "settings.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            pass
+            old = None
         if restart or old != settings:
             if not restart:
-                logger.warning("%s holds results of other settings; starting over", parts)
+                changed = sorted(k for k in settings if not isinstance(old, dict) or old.get(k) != settings[k])
+                logger.warning("%s holds results of other settings (%s); starting over", parts,
+                               ", ".join(changed) or "no record of them")
             shutil.rmtree(parts)
-    parts.mkdir(parents=True, exist_ok=True)
-    with atomic_open(settings_file, "w", encoding="utf-8") as f:
-        json.dump(settings, f)
     return parts
 
 
+def _video_identity(video: Path, seconds: Sequence[int]) -> Dict[str, Any]:
+    """What a finished video's part must match to be reused: the file as it is now and its keyframes."""
+    st = video.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "seconds": list(seconds)}
+
+
+def _part_is_current(parts: Path, job: _Job) -> bool:
+    """Whether ``parts`` holds a finished result of this video as it is now (else it is detected again)."""
+    v, _, secs = job
+    try:
+        meta = json.loads((parts / f"{v.stem}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    identity = _video_identity(v, secs)
+    current = isinstance(meta, dict) and all(meta.get(k) == identity[k] for k in identity)
+    if not current:
+        logger.warning("%s: changed since its boxes were detected (or other keyframes); detecting it again", v)
+    return current
+
+
 def _detect_video(job: _Job, detector: PersonDetector, *, second_offset: int, chunk: int, parts: Path,
-                  progress: DetectProgress) -> None:
+                  settings: Dict[str, Any], progress: DetectProgress) -> None:
     """Detect one video's keyframes into ``parts/<id>.csv``, then mark it done (``parts/<id>.json``)."""
     v, info, secs = job
     rows = []
@@ -143,10 +164,13 @@ def _detect_video(job: _Job, detector: PersonDetector, *, second_offset: int, ch
             rows.append((v.stem, kb.second, *box.tolist(), score))
         progress.keyframe(v)
     df = pd.DataFrame(rows, columns=["video_id", "second", "x1", "y1", "x2", "y2", "score"])
+    if not (parts / "settings.json").is_file():  # the first finished video makes the folder
+        parts.mkdir(parents=True, exist_ok=True)
+        with atomic_open(parts / "settings.json", "w", encoding="utf-8") as f:
+            json.dump(settings, f)
     write_predicted_boxes(parts / f"{v.stem}.csv", df)
     with atomic_open(parts / f"{v.stem}.json", "w", encoding="utf-8") as f:  # written last: the video is done
-        json.dump({"video": str(v), "seconds": secs, "width": info.width, "height": info.height,
-                   "boxes": len(rows)}, f)
+        json.dump({"video": str(v), **_video_identity(v, secs), "width": info.width, "height": info.height, "boxes": len(rows)}, f)
 
 
 def _join(plan: Sequence[_Job], parts: Path,
@@ -161,6 +185,15 @@ def _join(plan: Sequence[_Job], parts: Path,
             n_boxes += int(meta["boxes"])
             f.write((parts / f"{v.stem}.csv").read_text(encoding="utf-8"))
     return detected_keys, sizes, n_boxes
+
+
+def _file_identity(path: Optional[str]) -> Any:
+    """A settings entry for an input file: its path, size and time of change (a file replaced under
+    the same name is another setting); the path alone when it is no file (a published name)."""
+    if not path or not Path(path).is_file():
+        return path
+    st = Path(path).stat()
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def detect_videos(
@@ -205,19 +238,20 @@ def detect_videos(
         info = probe_video(v, fps=FPS, check_end=True)  # a truncated video: warned about, its real end used
         plan.append((v, info, keyframes.keyframe_seconds(duration=info.duration, second_offset=second_offset,
                                                          every=every, seconds=seconds)))
-    settings = {"backend": detector.backend, "weights": detector.weights, "boxes_csv": detector.boxes_csv,
+    settings = {"backend": detector.backend, "weights": _file_identity(detector.weights),
+                "boxes_csv": _file_identity(detector.boxes_csv),
                 "boxes_format": detector.boxes_format, "detectron2_config": detector.detectron2_config,
                 "score_threshold": detector.score_threshold, "min_size": detector.min_size,
                 "max_size": detector.max_size, "every": every if every is None else int(every),
                 "seconds": None if seconds is None else "{}-{}".format(*seconds), "second_offset": second_offset}
     parts = _open_parts(out, settings, restart)
-    todo = [job for job in plan if not (parts / f"{job[0].stem}.json").is_file()]
+    todo = [job for job in plan if not _part_is_current(parts, job)]
     model = build_detector(detector, device=device) if todo else None
     progress.start(videos=len(plan), resumed=len(plan) - len(todo), keyframes=sum(len(s) for _, _, s in todo),
                    detector=model.describe() if model is not None else None)
     for job in todo:
         _detect_video(job, model, second_offset=second_offset, chunk=max(1, detector.batch_size), parts=parts,
-                      progress=progress)
+                      settings=settings, progress=progress)
     detected_keys, sizes, n_boxes = _join(plan, parts, out)
     shutil.rmtree(parts)
     logger.debug("wrote %s: %d boxes at %d keyframes of %d videos", out, n_boxes, len(detected_keys), len(plan))

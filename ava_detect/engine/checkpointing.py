@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ import torch
 from ava_detect.errors import AvaDetectError
 from ava_detect.serialization import load_torch_file, save_torch_file
 from ava_detect.io import PathLike
+
+if TYPE_CHECKING:
+    from ava_detect.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -69,3 +72,37 @@ def load_training_checkpoint(path: PathLike, map_location: Optional[Union[str, t
         found = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
         raise AvaDetectError(f"not a training checkpoint of ours (expected keys {sorted(required)}, found {found})", path)
     return state
+
+
+#: Settings that do not change what training computes (where it runs and writes, how often it
+#: saves or validates, how data is loaded) or that a resumed run may change (``train.epochs``: train
+#: longer); every other model, data and train setting does.
+RESUMABLE_CHANGES = frozenset({
+    "train.epochs", "train.output_dir", "train.device", "train.eval_period", "train.checkpoint_period",
+    "train.checkpoint_iters", "data.num_workers", "data.decode_threads",
+})
+
+
+def training_changes(saved_config: Any, cfg: "Config") -> List[str]:
+    """The model, data and train settings of ``cfg`` that differ from those a checkpoint was made with
+    (its ``"config"``), as ``"section.key: old -> new"``, leaving out :data:`RESUMABLE_CHANGES`.
+    Empty: continuing from the checkpoint is continuing the same training."""
+    from ava_detect.config import config_from_dict, config_to_dict
+
+    try:
+        old = config_to_dict(config_from_dict(saved_config))
+    except AvaDetectError:
+        return ["the checkpoint's config cannot be read"]
+    new = config_to_dict(cfg)
+    old_flat = dict(_flatten({k: old[k] for k in ("model", "data", "train")}))
+    new_flat = dict(_flatten({k: new[k] for k in ("model", "data", "train")}))
+    return [f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}" for k in sorted(set(old_flat) | set(new_flat))
+            if k not in RESUMABLE_CHANGES and old_flat.get(k) != new_flat.get(k)]
+
+
+def _flatten(d: Dict[str, Any], prefix: str = "") -> Iterator[Tuple[str, Any]]:
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ava_detect.engine.train_loop import Hook, TrainState
 from ava_detect.errors import AvaDetectError
+from ava_detect.io import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,27 @@ class MetricsWriter:
             except ImportError:
                 self._tb = None
 
+    def discard_after(self, iteration: int) -> int:
+        """Drop the rows of ``metrics.jsonl`` logged after ``iteration`` (rewriting it atomically), so a
+        resumed run does not log those iterations twice; rows of an earlier run go when a run starts
+        from 0. A line cut short by a kill is dropped too. Returns the number of lines dropped."""
+        if not self.enabled or not self.path.is_file():
+            return 0
+        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        kept = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+                if int(record["iteration"]) <= iteration:
+                    kept.append(line)
+            except (ValueError, TypeError, KeyError):
+                pass
+        if len(kept) < len(lines):
+            with atomic_open(self.path, "w", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in kept))
+            logger.info("%s: dropped %d rows logged after iteration %d", self.path, len(lines) - len(kept), iteration)
+        return len(lines) - len(kept)
+
     def write(self, record: Dict[str, Any]) -> None:
         if not self.enabled:
             return
@@ -144,7 +166,8 @@ class MetricsWriter:
 
 class MetricsHook(Hook):
     """On the main process: the loss every 10 iterations (and the first) and each epoch's record
-    into ``metrics.jsonl``; each epoch's record into ``state.history``.
+    into ``metrics.jsonl``; each epoch's record into ``state.history``. Before the first step, rows
+    beyond the iteration the run starts from are dropped (:meth:`MetricsWriter.discard_after`).
 
     Args:
         start_time: ``time.perf_counter()`` at the start of the run (for the ``time`` field).
@@ -155,6 +178,9 @@ class MetricsHook(Hook):
         self.main = main
         self.start_time = start_time
         self.period = period
+
+    def before_train(self, state: TrainState) -> None:
+        self.writer.discard_after(state.iteration)
 
     def after_step(self, state: TrainState) -> None:
         if state.iteration % self.period == 0 or state.iteration == 1:

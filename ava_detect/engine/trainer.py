@@ -15,12 +15,18 @@
 
 Resume (``resume=True``) restores model, optimiser, grad scaler, epoch, iteration, random state
 and the position in the epoch's sample order from ``checkpoints/last.pth``: on CPU the weights
-then end identical to an uninterrupted run.
+then end identical to an uninterrupted run; rows of ``metrics.jsonl`` logged after that checkpoint
+are dropped, so no iteration is logged twice.
+
+The output folder is written only once the model, its weights, the training data and the
+checkpoint to resume from have been read without error; a run that bad input stops before its
+first checkpoint removes the folder it made.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +47,7 @@ from ava_detect.engine.checkpointing import (
     load_training_checkpoint,
     restore_rng,
     save_training_checkpoint,
+    training_changes,
 )
 from ava_detect.engine.hooks import (
     CheckpointHook,
@@ -204,12 +211,12 @@ def _check_same_model(saved: Dict[str, Any], model: nn.Module, path: Path, setti
         f"or train into a new train.output_dir", path)
 
 
-def _resume(path: Path, state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
-            scaler: "torch.amp.GradScaler", main: bool, model_settings: Dict[str, Any]) -> None:
+def _resume(path: Path, cfg: Config, state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: "torch.amp.GradScaler", main: bool) -> None:
     """Restore weights, optimiser, scaler, loop state and random state from the checkpoint ``path``
-    (``model_settings``: the config's ``model`` section as a dict, to name what changed)."""
+    (refused when ``cfg`` describes another model)."""
     saved = load_training_checkpoint(path, map_location="cpu")
-    _check_same_model(saved, model, path, model_settings)
+    _check_same_model(saved, model, path, config_to_dict(cfg)["model"])
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     if saved.get("scaler"):
@@ -220,6 +227,18 @@ def _resume(path: Path, state: TrainState, model: nn.Module, optimizer: torch.op
     restore_rng(saved["rng"])
     if main:
         logger.info("resumed from %s at epoch %d, iteration %d", path, state.epoch, state.iteration)
+        changes = training_changes(saved["config"], cfg)
+        if changes:
+            logger.warning("resuming with other settings than %s was made with: %s", path, "; ".join(changes))
+
+
+def _remove_unfinished_run(out: Path, ckpt_dir: Path) -> None:
+    """After bad input stopped a run that made ``out`` before it saved any checkpoint: remove ``out``
+    (its config.yaml, metrics, empty checkpoints folder), so that nothing half-made is left."""
+    if ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    logger.info("removed %s: the run stopped before its first checkpoint", out)
 
 
 #: The files :func:`train` writes into ``train.output_dir`` (besides ``checkpoints/epoch_NNNN.pth``).
@@ -283,8 +302,9 @@ def train(
 
     state = TrainState(epoch=0, iteration=0, max_epochs=tc.epochs, iters_per_epoch=iters_per_epoch)
     if resume:
-        _resume(ckpt_dir / LAST, state, model, optimizer, scaler, main, config_to_dict(cfg)["model"])
-    # everything has been read and checked: only now does the run write into its folder
+        _resume(ckpt_dir / LAST, cfg, state, model, optimizer, scaler, main)
+    # everything is checked (model, weights, data, checkpoint): only now is the output folder written
+    created = main and not out.exists()
     if main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
@@ -316,6 +336,11 @@ def train(
         hooks.append(ProgressHook(progress))
     hooks += [EvalHook(evaluate, tc.eval_period, log=main), MetricsHook(out, main, t_start),
               CheckpointHook(save, every_iters=tc.checkpoint_iters, period=tc.checkpoint_period, barrier=du.barrier)]
-    finished = train_loop(state, step, hooks, stop_after_iterations)
+    try:
+        finished = train_loop(state, step, hooks, stop_after_iterations)
+    except AvaDetectError:
+        if created:
+            _remove_unfinished_run(out, ckpt_dir)
+        raise
     return TrainResult(out, tc.epochs if finished else state.epoch, state.iteration, state.best_map, state.last_map,
                        state.history, time.perf_counter() - t_start)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ava_detect.errors import AvaDetectError
+from ava_detect.errors import AvaDetectError, unreadable_file_error
 from ava_detect.serialization import UnreadableTorchFile, load_torch_file, save_torch_file
 from ava_detect.model.backbone_fit import check_backbone_fits
 from ava_detect.model.nonlocal_names import (PYSLOWFAST_NONLOCAL, caffe2_nonlocal_to_pyslowfast,
@@ -130,7 +130,7 @@ def read_checkpoint(path: PathLike) -> Any:
                "containers are accepted; re-save the weights as a plain state dict with torch.save)")
     if torch_error.is_torch_zip:
         if torch_error.refused:
-            raise AvaDetectError(f"{refused}; {_short_torch_reason(torch_error.detail)}", path)
+            raise AvaDetectError(f"{refused}; {torch_error.reason}", path)
         raise AvaDetectError(f"cannot read PyTorch checkpoint: {torch_error.reason}", path)
     try:
         with open(path, "rb") as f:
@@ -139,17 +139,11 @@ def read_checkpoint(path: PathLike) -> Any:
         if "is not allowed" in str(e):
             raise AvaDetectError(f"{refused}; it needs {e}", path) from None
         raise AvaDetectError(f"not a PyTorch checkpoint nor a pickle of arrays: {e}", path) from None
+    except OSError as e:  # the file could not be read: say so, not that its contents are wrong
+        raise unreadable_file_error(e, path, "checkpoint file") from None
     except Exception as e:  # truncated or foreign binary data
         raise AvaDetectError(f"not a PyTorch checkpoint nor a pickle of arrays ({type(e).__name__}: {e})", path) from None
     return _to_tensors(data)
-
-
-def _short_torch_reason(message: str) -> str:
-    for line in message.splitlines():
-        line = line.strip()
-        if "Unsupported global" in line or "GLOBAL" in line:
-            return line.rstrip(".")
-    return "it references objects outside the allowed set"
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,21 +3,27 @@ behind ``ava-detect prep frames``).
 
 Frame i of a video is written as ``<video_id>/<video_id>_<i+1:06d>.jpg`` (decoded as the clip
 reader decodes it: the picture at i/30 s), JPEG from ffmpeg's MJPEG encoder at a fixed quantiser.
-Each video's folder is written under a temporary name and renamed when complete.
+Each video's folder is written under a temporary name and renamed when complete; the settings it
+was made with are recorded beside it (:mod:`ava_detect.reuse`), so a rerun reuses it only when they
+are the same.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from fractions import Fraction
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ava_detect import reuse
 from ava_detect.data.constants import FPS
 from ava_detect.errors import AvaDetectError
+from ava_detect.io import temporary_dir_for
+
+logger = logging.getLogger(__name__)
 
 
 def extract_frames(video: Path, out_dir: Path, *, qscale: int = 1, fps: int = FPS) -> int:
@@ -34,7 +40,8 @@ def extract_frames(video: Path, out_dir: Path, *, qscale: int = 1, fps: int = FP
     video_id = video.stem
     final = out_dir / video_id
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{video_id}.", suffix=".tmp", dir=out_dir))
+    reuse.forget(final)  # recorded again once the new folder is in place
+    tmp = temporary_dir_for(final)
     count = 0
     try:
         encoder = None
@@ -52,11 +59,48 @@ def extract_frames(video: Path, out_dir: Path, *, qscale: int = 1, fps: int = FP
             count = i + 1
         if count == 0:
             raise AvaDetectError("video has no frames", video)
-        os.replace(tmp, final)
+        _replace_folder(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    reuse.record(final, frame_settings(video, qscale=qscale, fps=fps))
     return count
+
+
+def _replace_folder(new: Path, final: Path) -> None:
+    """Put the complete folder ``new`` in place of ``final``; an earlier ``final`` is moved aside to
+    a temporary name first and removed after (a kill in between leaves a temporary folder, which
+    the next run removes: :func:`ava_detect.io.remove_stale_temporaries`)."""
+    old = None
+    if final.is_dir() and not final.is_symlink():
+        old = temporary_dir_for(final)
+        os.replace(final, old)
+    os.replace(new, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def frame_settings(video: Path, *, qscale: int, fps: int = FPS) -> Dict[str, object]:
+    """What a frame folder depends on, as recorded beside it (:mod:`ava_detect.reuse`): the JPEG
+    quantiser, the rate, and the video (name and size: a video prepared again gives other frames)."""
+    return {"step": "prep frames", "video": video.name, "video_bytes": video.stat().st_size, "fps": fps,
+            "qscale": qscale}
+
+
+def plan_extraction(videos: Sequence[Path], out_dir: Path, *, qscale: int, fps: int = FPS
+                    ) -> Tuple[List[Path], Dict[Path, str]]:
+    """``(videos to extract, {video: why it is extracted again})``: those without a frame folder in
+    ``out_dir`` made with these settings from the video as it is now."""
+    todo, redo = [], {}
+    for v in videos:
+        why = reuse.why_not_reusable(out_dir / v.stem, frame_settings(v, qscale=qscale, fps=fps))
+        if why is None:
+            continue
+        if why != "missing":
+            redo[v] = why
+            logger.info("%s: extracting again (%s)", out_dir / v.stem, why)
+        todo.append(v)
+    return todo, redo
 
 
 def _job(video: str, out_dir: str, qscale: int) -> Tuple[str, int, Optional[str]]:

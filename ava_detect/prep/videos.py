@@ -6,7 +6,9 @@ interval contains that time, so 23.976, 25 or 29.97 fps sources are resampled th
 player shows them, turned as the player turns them when the movie has a display rotation),
 optionally resized so the short side has a given size, encoded with libx264
 with a keyframe every ``gop`` frames and non-reference frames only at odd indices (clip readers
-skip decoding them). Each output is written under a temporary name and renamed when complete.
+skip decoding them). Each output is written under a temporary name and renamed when complete;
+the settings it was made with are recorded beside it (:mod:`ava_detect.reuse`), so a rerun reuses
+it only when they are the same.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ava_detect import reuse
 from ava_detect.data.constants import FPS, SEGMENT_END_SECOND, SEGMENT_START_SECOND
 from ava_detect.errors import AvaDetectError
 
@@ -89,6 +92,7 @@ def cut_video(src: Path, dst: Path, settings: EncodeSettings) -> Dict[str, float
 
     if src.resolve() == dst.resolve():
         raise AvaDetectError("output would overwrite the source movie; choose another --out folder", src)
+    reuse.forget(dst)  # recorded again once the new file is complete
     info = probe_video(src)  # the size as shown (a rotated movie is cut upright) and the rate
     width, height = output_size(info.width, info.height, settings.short_side)
     count = 0
@@ -109,12 +113,53 @@ def cut_video(src: Path, dst: Path, settings: EncodeSettings) -> Dict[str, float
                 raise AvaDetectError(
                     f"movie has no frames in seconds {settings.start:g}..{settings.end:g} (it is shorter)", src)
             out.mux(stream.encode(None))
+    reuse.record(dst, cut_settings(src, settings))
     expected = round((settings.end - settings.start) * settings.fps)
     if count < expected and not reader.is_truncated():  # a truncated movie was warned about by the reader
         logger.warning("%s: movie ends at second %.2f, before %g: wrote %d of %d frames", src,
                        settings.start + count / settings.fps, settings.end, count, expected)
     return {"frames": count, "seconds": count / settings.fps, "width": width, "height": height,
             "source_fps": info.rate}
+
+
+def cut_settings(src: Path, settings: EncodeSettings) -> Dict[str, object]:
+    """What an output of :func:`cut_video` depends on, as recorded beside it (:mod:`ava_detect.reuse`):
+    the encoding settings (not the thread count) and the source movie (name and size)."""
+    return {"step": "prep videos", "source": src.name, "source_bytes": src.stat().st_size, "fps": settings.fps,
+            "start": float(settings.start), "end": float(settings.end), "short_side": settings.short_side, "gop": settings.gop,
+            "crf": settings.crf, "preset": settings.preset}
+
+
+def check_folders(src: Path, out: Path) -> None:
+    """Refuse an output folder that is the source folder (through any path or link): outputs would
+    sit among the movies and be read as movies by the next run.
+
+    Raises:
+        AvaDetectError: ``out`` is ``src``.
+    """
+    same = src.resolve() == out.resolve()
+    if not same and src.is_dir() and out.is_dir():
+        same = os.path.samefile(src, out)
+    if same:
+        raise AvaDetectError("--out is the source folder; choose another folder for the prepared videos", out)
+
+
+def plan_cuts(files: Sequence[Path], out: Path, settings: EncodeSettings
+              ) -> Tuple[List[Tuple[Path, Path]], List[Path], Dict[Path, str]]:
+    """Which movies to cut into ``out``: ``(jobs (source, output), sources already prepared with these
+    settings, {source: why it is cut again})`` for outputs that exist but were made otherwise."""
+    todo, done, redo = [], [], {}
+    for f in files:
+        dst = out / f"{f.stem}.mp4"
+        why = reuse.why_not_reusable(dst, cut_settings(f, settings))
+        if why is None:
+            done.append(f)
+            continue
+        if why != "missing":
+            redo[f] = why
+            logger.info("%s: cutting again (%s)", dst, why)
+        todo.append((f, dst))
+    return todo, done, redo
 
 
 def _job(src: str, dst: str, settings: EncodeSettings) -> Tuple[str, Optional[Dict[str, float]], Optional[str]]:
