@@ -388,7 +388,7 @@ def cases() -> List[Case]:
              says="val"),
         Case("prep synthetic: into a foreign folder", [*syn, "--out", "{raw}"], says="raw"),
         Case("prep videos: --out is --src", ["prep", "videos", "--src", "{raw}", "--out", "{raw}", "--no-progress"],
-             says="same folder|--src"),
+             says="source folder"),
         Case("prep videos: --src missing", ["prep", "videos", "--src", "{work}/none", "--out", "{work}/pv"],
              says="none"),
         Case("prep videos: --src is a file", ["prep", "videos", "--src", "{notes}", "--out", "{work}/pv"],
