@@ -406,3 +406,27 @@ def test_browser_driver_sees_console_errors_and_broken_images(tmp_path):
         assert width == 0
         assert any("logged error" in e for e in browser.console_errors)
         assert any("uncaught boom" in e for e in browser.console_errors)
+
+
+def test_test_command_writes_the_report_page_beside_report_json(quickstart_run):
+    """``ava-detect test`` (here inside the shortened quickstart) writes report.html with the same
+    numbers as report.json and thumbnails from the split's videos, and it loads cleanly."""
+    out = quickstart_run / "test"
+    report = json.loads((out / "report.json").read_text())
+    page = (out / "report.html").read_text()
+    data = _page_data(page)
+    assert abs(data["headline"]["map"] - report["mAP"]) <= 1e-4
+    assert {str(c["id"]): c["ap"] for c in data["classes"]} == pytest.approx(
+        {k: (None if v is None else round(v, 4)) for k, v in report["per_class_ap"].items()}, abs=1e-4)
+    assert data["thumbs"] and not data["warnings"]
+    assert len(page.encode()) < 3_000_000
+    executable = find_chromium()
+    if executable is None:
+        return  # the page's behaviour is checked in a browser above; this run's page needs one too
+    with Chromium(executable) as browser:
+        browser.navigate((out / "report.html").as_uri())
+        assert browser.evaluate("document.body.dataset.ready") == "1"
+        images = browser.evaluate("Promise.all([...document.images].map(i => i.decode().then(() => i.naturalWidth,"
+                                  " () => 0)))", await_promise=True)
+        assert images and all(w > 0 for w in images)
+        assert browser.console_errors == []
