@@ -355,8 +355,8 @@ def test_report_page_in_headless_chromium(synthetic_eval, tmp_path):
         # every image of every class loads
         n_images = 0
         for c in data["classes"]:
-            browser.evaluate(f"document.querySelector('#allcurves .curve[data-id=\"{c['id']}\"]')?.dispatchEvent(new MouseEvent('click'))"
-                             if c["ap"] is not None else "0")
+            browser.evaluate(f"document.querySelector('#classes tbody tr[data-id=\"{c['id']}\"]').click()")
+            assert str(c["id"]) in browser.evaluate("document.querySelector('#selname').textContent")
             images = browser.evaluate(
                 "Promise.all([...document.images].map(i => i.decode().then(() => [i.naturalWidth, i.naturalHeight],"
                 " () => [0, 0])))", await_promise=True)
