@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from ava_detect.evaluation.frame_map import (BoxRows, average_precision, frame_m
                                              read_inputs)
 
 from chromium import Chromium, find_chromium
-from common import FIXTURES, ROOT, in_ci, subprocess_env
+from common import FIXTURES, in_ci, subprocess_env
 
 EXCERPT = FIXTURES / "eval" / "ava_val_excerpt"
 TOL = 1e-12
