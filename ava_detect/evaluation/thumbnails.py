@@ -7,7 +7,9 @@ file time ``s - second_offset`` (``second_offset`` = 900 for prepared AVA videos
 movie second 900; 0 for a user's own clips), the rule :mod:`ava_detect.data.video` reads clips
 with: the decoded frame whose presentation interval contains that time, times relative to the
 video stream's first frame. This module needs PyAV and Pillow, not torch (``ava-detect eval``
-does not load torch).
+does not load torch), so it reads frame times as the frames' presentation timestamps: for files
+whose timestamps need ffmpeg's best-effort correction (AVI with packed B-frames), which the
+dataset's reader applies, a thumbnail may show a neighbouring frame.
 """
 
 from __future__ import annotations
