@@ -252,9 +252,11 @@ def analyse(matching: Matching, *, max_examples: int = 12) -> Analysis:
     scores = det.scores[order]
     persons = _Persons(gt)
     # detections by class, each in descending score (stable: the evaluation's order on ties)
-    by_score = np.argsort(-scores, kind="stable")
-    by_class = by_score[np.argsort(det_cls[by_score].astype(np.int32), kind="stable")]
+    by_class = np.argsort(det_cls.astype(np.int16 if n_cls < 32767 else np.int64), kind="stable")
     c_starts = np.searchsorted(det_cls[by_class], np.arange(n_cls + 1))
+    for c in range(n_cls):
+        idx = by_class[c_starts[c]:c_starts[c + 1]]
+        idx[:] = idx[np.argsort(-scores[idx], kind="stable")]
     gt_by_class = np.bincount(matching.gt_class, minlength=n_cls)
 
     top_n = [by_class[c_starts[c]:c_starts[c] + min(int(gt_by_class[c]), c_starts[c + 1] - c_starts[c])]
@@ -424,11 +426,9 @@ def _miss_examples(matching: Matching, persons: _Persons, rows: np.ndarray) -> L
     """The missed ground-truth rows ``rows`` as examples, with the best detection near each."""
     if len(rows) == 0:
         return []
-    import pandas as pd
-
     det, gt = matching.detections, matching.gt
     keys = gt.keys[rows]
-    near = matching.order[pd.Index(np.unique(keys)).get_indexer(det.keys[matching.order]) >= 0]
+    near = matching.order[np.isin(det.keys[matching.order], np.unique(keys))]
     lookup = _ByKey(det, near)
     corners = (gt.x1[rows], gt.y1[rows], gt.x2[rows], gt.y2[rows])
     iou_c, row_c = lookup.best(keys, *corners, labels=gt.labels[rows])
