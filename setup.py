@@ -13,7 +13,7 @@ setup(
     # The experiment configs stay in the top-level configs/ folder and ship inside the package as
     # ava_detect/configs (found at run time by ava_detect.config.packaged_config).
     package_dir={"ava_detect.configs": "configs"},
-    package_data={"ava_detect": ["resources/*.pbtxt"], "ava_detect.configs": ["*.yaml", "**/*.yaml"]},
+    package_data={"ava_detect": ["resources/*.pbtxt", "resources/*.css", "resources/*.js"], "ava_detect.configs": ["*.yaml", "**/*.yaml"]},
     include_package_data=True,
     install_requires=[
         # torchvision pins the exact torch it was built for: pip installs them as a matching pair.

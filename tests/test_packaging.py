@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,8 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
           "-w", dist, src])
     (wheel,) = dist.glob("ava_detect-*.whl")
+    with zipfile.ZipFile(wheel) as archive:  # the report page's style and script ship with the package
+        assert {"ava_detect/resources/report.css", "ava_detect/resources/report.js"} <= set(archive.namelist())
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, system_site_packages=True, with_pip=False)  # this pip installs into it (--python)

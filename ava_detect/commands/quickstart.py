@@ -10,7 +10,7 @@ when its last checkpoint is final; an interrupted training resumes); made with o
 they are made again. Outputs:
   <workdir>/data       the synthetic dataset (ava-detect prep synthetic)
   <workdir>/train      config, metrics.jsonl, checkpoints/{last,best}.pth (ava-detect train)
-  <workdir>/test       detections.csv, report.txt/json, plots/ (ava-detect test)
+  <workdir>/test       detections.csv, report.txt/json/html, plots/ (ava-detect test)
   <workdir>/annotated  a validation video with boxes and action labels, plus CSV and JSON (ava-detect annotate)
 """
 

@@ -6,7 +6,9 @@
 Uses the predicted person boxes with score >= data.test_box_threshold (keyframes without boxes
 are skipped), the short side data.test_short_side on the full frame, and the protocol
 test.protocol. Writes into test.output_dir: detections.csv (video,SSSS,x1,y1,x2,y2,action,score),
-report.txt, report.json, plots/per_class_ap.png, plots/precision_recall.png and config.yaml.
+report.txt, report.json, report.html (the report page: per-class table and curves, false positives
+and misses on thumbnails of their keyframes, confusions, per-video mAP), plots/per_class_ap.png,
+plots/precision_recall.png and config.yaml.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ class TestResult:
         report: the readable report (the text of ``report.txt``).
         weights_summary: what loading the weights did (layout, loaded and initialised parts).
         keyframes, boxes, seconds: the inference work of this process.
-        detections, report_txt, report_json, config: the files written (main process only;
-            None on the others); plots: the plot files.
+        detections, report_txt, report_json, report_html, config: the files written (main process
+            only; None on the others); plots: the plot files.
         main: whether this is the process that wrote the files.
     """
 
@@ -48,6 +48,7 @@ class TestResult:
     detections: Optional[Path] = None
     report_txt: Optional[Path] = None
     report_json: Optional[Path] = None
+    report_html: Optional[Path] = None
     config: Optional[Path] = None
     plots: List[Path] = field(default_factory=list)
 
@@ -58,11 +59,12 @@ class TestResult:
     @property
     def paths(self) -> List[Path]:
         """Every file written, in the order they are listed to users."""
-        return [p for p in (self.detections, self.report_txt, self.report_json) if p is not None] + list(self.plots)
+        files = (self.detections, self.report_txt, self.report_json, self.report_html)
+        return [p for p in files if p is not None] + list(self.plots)
 
 
 #: The files :func:`run_test` writes into its output folder.
-TEST_FILES = ("detections.csv", "report.txt", "report.json", "config.yaml",
+TEST_FILES = ("detections.csv", "report.txt", "report.json", "report.html", "config.yaml",
               *(f"plots/{name}" for name in PLOT_FILES))
 
 
@@ -81,7 +83,8 @@ def run_test(cfg: Config, weights: str, output_dir: Optional[PathLike] = None, *
     """Run the model of ``cfg`` with ``weights`` on the validation split and evaluate it.
 
     Writes into ``output_dir`` (default ``test.output_dir``): ``detections.csv``
-    (video,SSSS,x1,y1,x2,y2,action,score), ``report.txt``, ``report.json``,
+    (video,SSSS,x1,y1,x2,y2,action,score), ``report.txt``, ``report.json``, ``report.html`` (the
+    report page, with thumbnails of the videos when ``data.source`` is ``video``),
     ``plots/per_class_ap.png``, ``plots/precision_recall.png`` and ``config.yaml``.
 
     Args:
@@ -124,6 +127,24 @@ def run_test(cfg: Config, weights: str, output_dir: Optional[PathLike] = None, *
         f.write(text + "\n")
     write_json(tested.report_json, result)
     tested.plots = list(write_plots(out / "plots", result))
+    tested.report_html = _write_report_page(cfg, evaluator.matching, out)
     logger.debug("test: mAP %.4f on %d keyframes; wrote %s", tested.mAP, tested.keyframes,
                 ", ".join(str(p) for p in tested.paths))
     return tested
+
+
+def _write_report_page(cfg: Config, matching, out: Path) -> Path:
+    """``report.html`` of a test run, with thumbnails from the split's videos (``data.source=video``)."""
+    from ava_detect.data.layout import resolve_data_path
+    from ava_detect.evaluation.html_report import write_html_report
+
+    d = cfg.data
+    videos = resolve_data_path(d, d.video_dir) if d.source == "video" else None
+    if videos is None:
+        logger.info("report.html: no thumbnails (they are read from videos; data.source is %r)", d.source)
+    files = {"ground truth": str(resolve_data_path(d, d.val_gt)), "detections": str(out / "detections.csv"),
+             "exclusions": str(resolve_data_path(d, d.exclusions)) if d.exclusions else None,
+             "videos": str(videos) if videos is not None else None}
+    path = out / "report.html"
+    write_html_report(path, matching, files=files, videos=videos, video_suffixes=[d.video_suffix])
+    return path

@@ -17,7 +17,8 @@ import pandas as pd
 import torch
 
 from ava_detect.data.ava_files import LabelMap
-from ava_detect.evaluation.frame_map import FrameMAPResult, check_protocol, frame_map, load_labelmap, rows_from_frames
+from ava_detect.evaluation.frame_map import (FrameMAPResult, Matching, check_protocol, frame_map_matching,
+                                             load_labelmap, rows_from_frames)
 from ava_detect.structures import image_key
 from ava_detect.io import PathLike
 
@@ -70,8 +71,10 @@ class AVAEvaluator:
     # ---------------------------------------------------------------------------- state
 
     def reset(self) -> None:
-        """Forget everything added so far."""
+        """Forget everything added so far (and the last evaluation's :attr:`matching`)."""
         self._batches: List[Dict[str, object]] = []
+        #: The per-detection matching behind the last :meth:`evaluate` (for the report page), or None.
+        self.matching: Optional[Matching] = None
 
     def add(
         self,
@@ -172,7 +175,9 @@ class AVAEvaluator:
         return self._gt_df
 
     def evaluate(self) -> FrameMAPResult:
-        """Frame-mAP of everything added (on every process, after gathering)."""
+        """Frame-mAP of everything added (on every process, after gathering). The matching
+        behind it stays in :attr:`matching` until the next evaluation or reset."""
         gt_rows, det_rows, ex_keys = rows_from_frames(self._ground_truth_frame(), self.detections_frame(), self.excluded)
-        return frame_map(gt=gt_rows, detections=det_rows, labelmap=self.labelmap, protocol=self.protocol,
-                         excluded_keys=ex_keys)
+        self.matching = frame_map_matching(gt=gt_rows, detections=det_rows, labelmap=self.labelmap,
+                                           protocol=self.protocol, excluded_keys=ex_keys)
+        return self.matching.result

@@ -52,6 +52,24 @@ IOU_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
+class KeyCoding:
+    """How :func:`encode_keys` codes image keys: ``code = video index * stride + second``.
+
+    Attributes:
+        videos: ``object[V]`` video ids by index.
+        stride: one more than the largest second coded.
+    """
+
+    videos: np.ndarray
+    stride: int
+
+    def decode(self, codes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """``int64[N]`` key codes -> ``(object[N] video ids, int64[N] seconds)``."""
+        codes = np.asarray(codes, dtype=np.int64)
+        return self.videos[codes // self.stride], codes % self.stride
+
+
+@dataclass(frozen=True)
 class BoxRows:
     """Rows of a ground-truth or detection file as arrays, in file order.
 
@@ -63,6 +81,7 @@ class BoxRows:
         scores: ``float64[N]`` detection scores; for ground truth, the official reader's sort
             key (the person id of 8-column rows, 1.0 for 7-column rows), which only decides the
             order of ground-truth boxes with exactly equal IoU to a detection.
+        coding: how ``keys`` decode to ``(video_id, second)`` (None when unknown).
     """
 
     keys: np.ndarray
@@ -72,13 +91,14 @@ class BoxRows:
     y2: np.ndarray
     labels: np.ndarray
     scores: np.ndarray
+    coding: Optional[KeyCoding] = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def take(self, index: np.ndarray) -> "BoxRows":
         return BoxRows(self.keys[index], self.x1[index], self.y1[index], self.x2[index], self.y2[index],
-                       self.labels[index], self.scores[index])
+                       self.labels[index], self.scores[index], self.coding)
 
 
 @dataclass
@@ -123,6 +143,11 @@ def encode_keys(parts: Sequence[Tuple[object, np.ndarray]]) -> List[np.ndarray]:
     Returns:
         One ``int64[N]`` array per part; equal keys get equal codes across all parts.
     """
+    return encode_keys_with_coding(parts)[0]
+
+
+def encode_keys_with_coding(parts: Sequence[Tuple[object, np.ndarray]]) -> Tuple[List[np.ndarray], KeyCoding]:
+    """:func:`encode_keys`, and the :class:`KeyCoding` that decodes its codes."""
     cats = []
     for video, _ in parts:
         if isinstance(video, pd.Series) and isinstance(video.dtype, pd.CategoricalDtype):
@@ -139,7 +164,7 @@ def encode_keys(parts: Sequence[Tuple[object, np.ndarray]]) -> List[np.ndarray]:
         lookup = names.get_indexer(cat.categories).astype(np.int64)
         codes = np.asarray(cat.codes, dtype=np.int64)
         out.append(lookup[codes] * top + sec if len(codes) else np.zeros(0, np.int64))
-    return out
+    return out, KeyCoding(np.asarray(names, dtype=object), top)
 
 
 def exclusion_arrays(excluded: Optional[Iterable[str]]) -> Tuple[List[str], np.ndarray]:
@@ -452,6 +477,49 @@ def frame_map(
     Returns:
         :class:`FrameMAPResult`.
     """
+    return frame_map_matching(gt=gt, detections=detections, labelmap=labelmap, protocol=protocol,
+                              excluded_keys=excluded_keys).result
+
+
+@dataclass
+class Matching:
+    """What :func:`frame_map` decided for each detection: the result and the matching behind it.
+
+    Attributes:
+        result: the :class:`FrameMAPResult`.
+        detections: the detection rows given (all of them).
+        order: ``int64[D]`` indices into ``detections`` of the detections that took part (after
+            the label map, exclusions, the protocol's cut and dropped boxes), in processing order.
+        det_class: ``int64[D]`` their columns in ``class_ids``.
+        tp: ``bool[D]`` true positives.
+        best_gt: ``int64[D]`` index into ``gt`` of the ground-truth box of the same key and class
+            with the highest IoU (the one a true positive took); -1 when the key has none of that class.
+        gt: the ground-truth rows that took part (label-map classes, excluded keys left out);
+            ``gt_class`` ``int64[G]`` their columns in ``class_ids``.
+        class_ids: ``int64[C]`` the label map's class ids, in label-map order.
+    """
+
+    result: FrameMAPResult
+    detections: BoxRows
+    order: np.ndarray
+    det_class: np.ndarray
+    tp: np.ndarray
+    best_gt: np.ndarray
+    gt: BoxRows
+    gt_class: np.ndarray
+    class_ids: np.ndarray
+
+
+def frame_map_matching(
+    *,
+    gt: BoxRows,
+    detections: BoxRows,
+    labelmap: LabelMap,
+    protocol: Union[str, Protocol] = DEFAULT_PROTOCOL,
+    excluded_keys: Optional[np.ndarray] = None,
+) -> Matching:
+    """:func:`frame_map` (same arguments), keeping the per-detection matching (:class:`Matching`)
+    for reports that look at individual detections."""
     rules = get_protocol(protocol)
     classes = _Classes(labelmap)
     excluded = np.asarray(excluded_keys if excluded_keys is not None else [], dtype=np.int64)
@@ -459,8 +527,11 @@ def frame_map(
     gt_keys_all = np.unique(gt.keys)
     gt, gt_cls = _ground_truth_to_evaluate(gt, classes, excluded)
     order, det_key, det_cls, key_values = _detections_to_evaluate(detections, classes, excluded, gt_keys_all, rules)
-    tp = _true_positives(detections, order, det_key, det_cls, gt, gt_cls, key_values, classes.n, rules)
-    return _summarise(detections.scores[order], tp, det_cls, gt_cls, classes, rules, labelmap)
+    tp, best_gt = _true_positives(detections, order, det_key, det_cls, gt, gt_cls, key_values, classes.n, rules)
+    del det_key
+    result = _summarise(detections.scores[order], tp, det_cls, gt_cls, classes, rules, labelmap)
+    return Matching(result=result, detections=detections, order=order, det_class=det_cls, tp=tp, best_gt=best_gt,
+                    gt=gt, gt_class=gt_cls, class_ids=classes.ids)
 
 
 def _ground_truth_to_evaluate(gt: BoxRows, classes: _Classes, excluded: np.ndarray) -> Tuple[BoxRows, np.ndarray]:
@@ -534,8 +605,10 @@ def _detections_to_evaluate(detections: BoxRows, classes: _Classes, excluded: np
 
 
 def _true_positives(detections: BoxRows, order: np.ndarray, det_key: np.ndarray, det_cls: np.ndarray, gt: BoxRows,
-                    gt_cls: np.ndarray, key_values: np.ndarray, n_classes: int, rules: Protocol) -> np.ndarray:
-    """``bool[D]``: which detections (in processing order) are true positives."""
+                    gt_cls: np.ndarray, key_values: np.ndarray, n_classes: int, rules: Protocol
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+    """``(tp bool[D], best_gt int64[D])``: which detections (in processing order) are true
+    positives, and the index into ``gt`` of each one's highest-IoU box of its key and class (-1: none)."""
     # Ground-truth keys in the detections' coding (keys without detections after them).
     gt_key = pd.Index(key_values).get_indexer(gt.keys).astype(np.int64) if len(key_values) else \
         np.full(len(gt), -1, dtype=np.int64)
@@ -551,7 +624,7 @@ def _true_positives(detections: BoxRows, order: np.ndarray, det_key: np.ndarray,
     if by_score and len(gt):
         gt_rank = np.lexsort((gt_rank, -gt.scores, gt_key)).argsort()  # per key: -score, file order
     det_boxes = _LazyRows(detections, order)
-    tp, tied, _ = _match_all(det_boxes, det_key, det_cls, gt, gt_key, gt_cls, gt_rank, n_classes)
+    tp, tied, best_gt = _match_all(det_boxes, det_key, det_cls, gt, gt_key, gt_cls, gt_rank, n_classes)
     if by_score and len(tied):
         keys_to_replay = np.unique(det_key[tied])
         for k in keys_to_replay.tolist():
@@ -559,8 +632,8 @@ def _true_positives(detections: BoxRows, order: np.ndarray, det_key: np.ndarray,
             ordered = _heap_order(gt, rows, 0)
             gt_rank[ordered] = gt_rank[rows].min() + np.arange(len(ordered))
         logger.debug("ground-truth order replayed with the reference heap for %d keys", len(keys_to_replay))
-        tp, _, _ = _match_all(det_boxes, det_key, det_cls, gt, gt_key, gt_cls, gt_rank, n_classes)
-    return tp
+        tp, _, best_gt = _match_all(det_boxes, det_key, det_cls, gt, gt_key, gt_cls, gt_rank, n_classes)
+    return tp, best_gt
 
 
 def _summarise(det_scores: np.ndarray, tp: np.ndarray, det_cls: np.ndarray, gt_cls: np.ndarray, classes: _Classes,
@@ -621,10 +694,14 @@ class _LazyRows:
 
 def _match_all(det_boxes, det_key: np.ndarray, det_cls: np.ndarray, gt: BoxRows, gt_key: np.ndarray,
                gt_cls: np.ndarray, gt_rank: np.ndarray, n_classes: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_match` with ``best_gt`` as indices into ``gt``."""
     gt_group = gt_key * n_classes + gt_cls
     gt_sort = np.lexsort((gt_rank, gt_group))
     det_group = det_key * n_classes + det_cls
-    return _match(det_boxes, det_group, gt.take(gt_sort), gt_group[gt_sort])
+    tp, tied, best = _match(det_boxes, det_group, gt.take(gt_sort), gt_group[gt_sort])
+    found = best >= 0
+    best[found] = gt_sort[best[found]]
+    return tp, tied, best
 
 
 # --------------------------------------------------------------------------------------
@@ -638,7 +715,7 @@ def rows_from_frames(gt: pd.DataFrame, detections: pd.DataFrame, excluded: Optio
     :func:`~ava_detect.data.ava_files.read_detections`) and excluded image keys -> the inputs of
     :func:`frame_map` (``gt``, ``detections``, ``excluded_keys``), with one key coding."""
     ex_videos, ex_seconds = exclusion_arrays(excluded)
-    gt_keys, det_keys, ex_keys = encode_keys([
+    (gt_keys, det_keys, ex_keys), coding = encode_keys_with_coding([
         (gt["video_id"], gt["second"].to_numpy()),
         (detections["video_id"], detections["second"].to_numpy()),
         (ex_videos, ex_seconds),
@@ -653,9 +730,9 @@ def rows_from_frames(gt: pd.DataFrame, detections: pd.DataFrame, excluded: Optio
         return df[name].to_numpy(dtype=dtype)
 
     gt_rows = BoxRows(gt_keys, *(col(gt, c, np.float64) for c in ("x1", "y1", "x2", "y2")),
-                      col(gt, "action_id", np.int64), gt_scores)
+                      col(gt, "action_id", np.int64), gt_scores, coding)
     det_rows = BoxRows(det_keys, *(col(detections, c, np.float64) for c in ("x1", "y1", "x2", "y2")),
-                       col(detections, "action_id", np.int64), col(detections, "score", np.float64))
+                       col(detections, "action_id", np.int64), col(detections, "score", np.float64), coding)
     return gt_rows, det_rows, ex_keys
 
 
