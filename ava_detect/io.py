@@ -97,9 +97,6 @@ def temporary_path_for(path: PathLike) -> Path:
         prefix, suffix = _temporary_name_parts(path)
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     except OSError as e:  # the declared outputs were checked up front (io_paths); this says why, late
-        from ava_detect.io_paths import check_writable_location
-
-        check_writable_location(path)
         raise _cannot_write(path, e) from None
     os.close(fd)
     # mkstemp makes the file private (0600); give it the permissions a normal open() would
@@ -113,6 +110,9 @@ def _cannot_write(path: Path, why) -> Exception:
     from ava_detect.errors import AvaDetectError  # (errors imports this module)
 
     reason = why if isinstance(why, str) else (why.strerror or str(why)).lower()
+    blocker = next((p for p in Path(os.path.abspath(path)).parents if os.path.lexists(p)), None)
+    if blocker is not None and not blocker.is_dir():
+        reason = f"{blocker} is a file, not a folder"
     return AvaDetectError(f"cannot write: {reason}", path)
 
 
