@@ -57,16 +57,17 @@ def why_not_reusable(output: PathLike, settings: Mapping[str, Any]) -> Optional[
     old = recorded(output)
     if old is None:
         return "no record of the settings it was made with"
-    old_flat, new_flat = dict(_flatten(old)), dict(_flatten(json.loads(json.dumps(dict(settings)))))
+    old_flat, new_flat = dict(flatten(old)), dict(flatten(json.loads(json.dumps(dict(settings)))))
     changed = [f"{k} {_show(old_flat.get(k))} -> {_show(new_flat.get(k))}"
                for k in sorted(set(old_flat) | set(new_flat)) if old_flat.get(k) != new_flat.get(k)]
     return ", ".join(changed) if changed else None
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> Iterator[Tuple[str, Any]]:
+def flatten(d: Mapping[str, Any], prefix: str = "") -> Iterator[Tuple[str, Any]]:
+    """``{"a": {"b": 1}, "c": 2}`` -> ``("a.b", 1), ("c", 2)``: nested settings as dotted keys."""
     for k, v in d.items():
         if isinstance(v, Mapping):
-            yield from _flatten(v, f"{prefix}{k}.")
+            yield from flatten(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}", v
 

@@ -34,6 +34,16 @@ CPU = ["train.device=cpu", "test.device=cpu"]
 QUICKSTART_SET = ["--videos", "12", "--seconds", "12", "--size", "160x120"]
 QUICKSTART_OVERRIDES = ["train.epochs=20", "train.eval_period=0", "train.checkpoint_period=0", *CPU]
 
+#: The tiny SlowFast (configs/tiny.yaml) at 64 px and 8 frames on a small synthetic set (7 classes):
+#: overrides for CPU tests of training and testing.
+TINY_SYNTHETIC = [
+    "model.num_classes=7", "model.num_frames=8", "model.resnet.width_per_group=8",
+    "data.labelmap=annotations/labelmap.pbtxt", "data.num_workers=0",
+    "data.train_jitter_min=64", "data.train_jitter_max=80", "data.train_crop_size=64", "data.test_short_side=64",
+    "train.batch_size=2", "train.reference_batch_size=2", "train.base_lr=0.05", "train.warmup_epochs=0",
+    "train.eval_period=0", "train.amp=false", "test.batch_size=2", *CPU,
+]
+
 
 def shared_path(relative: str) -> Path:
     """Path inside ``../shared``; skips the calling test when it is absent."""

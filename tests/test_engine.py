@@ -20,17 +20,11 @@ from ava_detect.engine.checkpointing import load_training_checkpoint, save_train
 from ava_detect.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from ava_detect.errors import AvaDetectError
 
-from common import CPU, ROOT, command, subprocess_env
+from common import ROOT, TINY_SYNTHETIC, command, subprocess_env
 
 
 # A configuration small enough for CPU tests: the tiny SlowFast at 64 px, 8 frames.
-TINY = [
-    "model.num_classes=7", "model.num_frames=8", "model.resnet.width_per_group=8",
-    "data.labelmap=annotations/labelmap.pbtxt", "data.num_workers=0",
-    "data.train_jitter_min=64", "data.train_jitter_max=80", "data.train_crop_size=64", "data.test_short_side=64",
-    "train.batch_size=2", "train.reference_batch_size=2", "train.base_lr=0.05", "train.warmup_epochs=0",
-    "train.eval_period=0", "train.amp=false", "test.batch_size=2", *CPU,
-]
+TINY = TINY_SYNTHETIC
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,11 @@ from ava_detect.model import build_model
 from ava_detect.model.detector import require_finite_scores
 from ava_detect.model.weights import save_checkpoint
 
-from common import CPU, ROOT, cli_error, shared_path
+from common import ROOT, TINY_SYNTHETIC, cli_error, shared_path
 
 TINY_YAML = ROOT / "configs" / "tiny.yaml"
-#: The tiny SlowFast at 64 px on a small synthetic set (as in test_engine.py).
-TINY = [
-    "model.num_classes=7", "model.num_frames=8", "model.resnet.width_per_group=8",
-    "data.labelmap=annotations/labelmap.pbtxt", "data.num_workers=0",
-    "data.train_jitter_min=64", "data.train_jitter_max=80", "data.train_crop_size=64", "data.test_short_side=64",
-    "train.batch_size=2", "train.reference_batch_size=2", "train.warmup_epochs=0",
-    "train.eval_period=0", "train.amp=false", "test.batch_size=2", *CPU,
-]
+#: The tiny SlowFast at 64 px on a small synthetic set.
+TINY = TINY_SYNTHETIC
 
 
 @pytest.fixture(scope="module")

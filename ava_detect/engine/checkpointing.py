@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 import numpy as np
 import torch
 
 from ava_detect.errors import AvaDetectError
+from ava_detect.reuse import flatten
 from ava_detect.serialization import load_torch_file, save_torch_file
 from ava_detect.io import PathLike
 
@@ -94,15 +95,7 @@ def training_changes(saved_config: Any, cfg: "Config") -> List[str]:
     except AvaDetectError:
         return ["the checkpoint's config cannot be read"]
     new = config_to_dict(cfg)
-    old_flat = dict(_flatten({k: old[k] for k in ("model", "data", "train")}))
-    new_flat = dict(_flatten({k: new[k] for k in ("model", "data", "train")}))
+    old_flat = dict(flatten({k: old[k] for k in ("model", "data", "train")}))
+    new_flat = dict(flatten({k: new[k] for k in ("model", "data", "train")}))
     return [f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}" for k in sorted(set(old_flat) | set(new_flat))
             if k not in RESUMABLE_CHANGES and old_flat.get(k) != new_flat.get(k)]
-
-
-def _flatten(d: Dict[str, Any], prefix: str = "") -> Iterator[Tuple[str, Any]]:
-    for k, v in d.items():
-        if isinstance(v, dict):
-            yield from _flatten(v, f"{prefix}{k}.")
-        else:
-            yield f"{prefix}{k}", v

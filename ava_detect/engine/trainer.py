@@ -62,6 +62,7 @@ from ava_detect.engine.sample_order import SeededDataset, SeededTrainSampler, wo
 from ava_detect.engine.train_loop import Hook, TrainState, train_loop
 from ava_detect.errors import AvaDetectError
 from ava_detect.io_paths import IOPaths
+from ava_detect.reuse import flatten
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,9 @@ def _check_same_model(saved: Dict[str, Any], model: nn.Module, path: Path, setti
         return
     changed = ""
     if isinstance(before, dict):
-        diff = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+        old_flat, new_flat = dict(flatten(before)), dict(flatten(now))
+        diff = [f"{k} {old_flat.get(k)} -> {new_flat.get(k)}" for k in sorted(set(old_flat) | set(new_flat))
+                if old_flat.get(k) != new_flat.get(k)]
         changed = f"; model settings changed since the run started: {', '.join(diff)}" if diff else ""
     raise AvaDetectError(
         f"cannot resume: this checkpoint holds another model ({len(wrong)} tensor(s) differ in name or shape, "
