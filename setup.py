@@ -29,6 +29,8 @@ setup(
         "tqdm",
         "matplotlib",
         "pillow",
+        # CVAT XML is parsed without entity expansion or external entities.
+        "defusedxml",
     ],
     extras_require={
         "test": ["pytest", "pytorchvideo==0.1.5"],

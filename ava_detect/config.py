@@ -171,7 +171,14 @@ class DataConfig:
     exclusions: str = _LAYOUT.exclusions("val").as_posix()
     #: Label map of the classes to train and evaluate (empty: the packaged AVA v2.2 80-class map).
     labelmap: str = ""
-    #: Frame rate of the prepared videos' time axis.
+    #: The time axis (:class:`~ava_detect.data.time_axis.TimeAxis`): the second of a video file's time 0 in
+    #: the dataset's timestamps (AVA: 900, a prepared segment starts at movie second 900; own videos: 0).
+    start_second: int = ranged(900, lo=0)
+    #: Valid keyframe seconds ``[first, last]``, inclusive (AVA: ``[902, 1798]``); ``[]``: every annotated
+    #: whole second inside its video (own videos).
+    keyframe_range: List[int] = ranged_list([902, 1798], lo=0)
+    #: Frame rate of the clip time axis: frame ``i`` is the frame shown at file time ``i / fps``, whatever the
+    #: video's own rate (AVA: 30).
     fps: int = ranged(30, lo=1, hi=1000)
     #: Skip (with a warning counting them) the keyframes of videos that are missing, instead of an error.
     skip_missing_videos: bool = False
@@ -536,9 +543,20 @@ def _nesterov_needs_momentum(t: "TrainConfig") -> Optional[Tuple[str, str, str]]
     return None
 
 
+def _keyframe_range(d: "DataConfig") -> Optional[Tuple[str, str, str]]:
+    rng = list(d.keyframe_range)
+    if rng and (len(rng) != 2 or rng[0] > rng[1]):
+        return "keyframe_range", "keyframe_range", f"expected [] or [first, last] with first <= last, found {rng}"
+    if rng and rng[0] < d.start_second:
+        return ("keyframe_range", "start_second", f"the first keyframe ({rng[0]}) is before the video's start "
+                f"(data.start_second={d.start_second})")
+    return None
+
+
 #: Checks that relate two fields of one section (the model section is checked by ``build_model``).
 _CROSS_CHECKS = {
-    "data": (at_least("train_jitter_max", "train_jitter_min"), at_most("train_crop_size", "train_jitter_min")),
+    "data": (at_least("train_jitter_max", "train_jitter_min"), at_most("train_crop_size", "train_jitter_min"),
+             _keyframe_range),
     "train": (_nesterov_needs_momentum,),
     "detector": (at_least("max_size", "min_size"),),
 }
