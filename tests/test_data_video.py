@@ -151,7 +151,7 @@ def test_truncated_video_names_the_file_and_the_second(tmp_path):
     with pytest.raises(AvaDetectError) as e:
         read_video_frames(path, torch.arange(250, 290, 2), num_frames=300)
     msg = str(e.value)
-    assert "cut.mp4" in msg and "second 908" in msg  # frame 250 = movie second 900 + 250/30
+    assert "cut.mp4" in msg and "file time 8.33 s" in msg  # frame 250 = 250/30 s into the file
 
 
 def test_corrupt_jpeg_names_the_file_and_second(prepared, tmp_path):
@@ -160,5 +160,5 @@ def test_corrupt_jpeg_names_the_file_and_second(prepared, tmp_path):
     extract_frames(prepared / "vid.mp4", tmp_path)
     victim = tmp_path / "vid" / "vid_000031.jpg"
     victim.write_bytes(victim.read_bytes()[:40])
-    with pytest.raises(AvaDetectError, match=r"vid_000031.jpg.*second 901\.00"):
+    with pytest.raises(AvaDetectError, match=r"vid_000031.jpg.*file time 1\.00 s"):
         FrameFolder(tmp_path).read("vid", torch.arange(20, 40, 2))

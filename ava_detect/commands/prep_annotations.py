@@ -14,6 +14,9 @@ other boxes are negatives, one row with an empty action `video_id,timestamp,x1,y
 Videos missing for annotated keys are an error listing the first ids, unless
 --skip-missing-videos (then they are counted in the summary).
 
+The time axis (which seconds are keyframes, where a video's time 0 is) is AVA's unless --config
+names a dataset config with its own (data.start_second, data.keyframe_range, data.fps).
+
 Example:
   ava-detect prep annotations --split train --root data/ava
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ava_detect.commands.common import bounded_float
+from ava_detect.commands.common import add_config_arguments, bounded_float
 from ava_detect.errors import AvaDetectError
 
 
@@ -48,11 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only write boxes with at least this score (default: 0, all; training filters later)")
     parser.add_argument("--out", metavar="CSV",
                         help="labelled boxes (default: annotations/<split>_boxes_and_labels_include_negative.csv)")
+    add_config_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ava_detect.data.constants import FIRST_KEYFRAME_SECOND, LAST_KEYFRAME_SECOND
+    from ava_detect.commands.common import config_from_args
     from ava_detect.data.layout import DatasetLayout
+    from ava_detect.data.time_axis import TimeAxis
     from ava_detect.data.video import FrameFolder, VideoFolder
     from ava_detect.prep.annotations import check_split, split_files, write_labelled_boxes
 
@@ -64,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise AvaDetectError(f"--iou must be in [0, 1], got {args.iou}")
     source = FrameFolder(Path(args.frames)) if args.frames else VideoFolder(
         Path(args.videos) if args.videos else DatasetLayout(root).videos_dir)
-    c = check_split(files, source)
+    time_axis = TimeAxis.from_config(config_from_args(args).data)
+    c = check_split(files, source, time_axis)
     gt, gt_rows, labelmap = c.gt, c.gt_rows, c.labelmap
 
     print(f"{split}: {files.gt}")
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  excluded keys    {len(c.excluded)} in {files.exclusions if files.exclusions else '(no file)'}, "
           f"{c.excluded_in_gt} of them annotated")
     print(f"  keys without video  {int(c.without_video.sum())} ({len(c.missing)} videos missing)")
-    print(f"  keys outside {FIRST_KEYFRAME_SECOND}..{LAST_KEYFRAME_SECOND}  {int(c.outside.sum())} (skipped in training)")
+    print(f"  keys outside {time_axis.describe_range()}  {int(c.outside.sum())} (skipped in training)")
     print(f"  keys past video end {int(c.beyond.sum())} (clamped to the last frame when read)")
     if c.pred is not None:
         print(f"  predicted boxes  {len(c.pred)} in {files.boxes} (score >= 0.8: {int((c.pred['score'] >= 0.8).sum())})")

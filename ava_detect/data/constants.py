@@ -1,4 +1,4 @@
-"""Facts of the AVA time convention and the packaged label maps."""
+"""Facts of AVA's time axis (the defaults of :class:`~ava_detect.data.time_axis.TimeAxis`) and the packaged label maps."""
 
 from __future__ import annotations
 
@@ -36,8 +36,3 @@ def labelmap_60_path() -> Path:
     """The packaged 60-class list used by the official evaluation (``item { name id }``)."""
     return resource_path(LABELMAP_V22_60_NAME)
 
-
-def frame_index(second: float, fps: float = FPS) -> int:
-    """Index (0-based) of the frame at movie second ``second`` in a prepared segment that
-    starts at second 900: ``(second - 900) * fps``."""
-    return int(round((second - SEGMENT_START_SECOND) * fps))

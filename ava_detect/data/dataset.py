@@ -10,7 +10,8 @@ One item per keyframe (a video and a whole second): the clip around it (see
   ``..._include_negative`` training boxes).
 * **Test keyframes** are the keys with at least one predicted box at or above the test threshold
   (0.8); their labels come from the ground truth the same way when it is given, else are empty.
-* Excluded keys and seconds outside 902..1798 are skipped, as in PySlowFast.
+* Excluded keys and seconds that are not keyframes of the dataset's time axis are skipped (AVA:
+  outside 902..1798, as in PySlowFast; see :class:`~ava_detect.data.time_axis.TimeAxis`).
 
 Batches (:func:`collate`) are dicts:
 
@@ -42,8 +43,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ava_detect.data.ava_files import BOX_COLUMNS, group_boxes
-from ava_detect.data.constants import FIRST_KEYFRAME_SECOND, FPS, LAST_KEYFRAME_SECOND, SEGMENT_START_SECOND
 from ava_detect.data.sampler import clip_frame_indices, keyframe_center
+from ava_detect.data.time_axis import AVA, TimeAxis
 from ava_detect.data.video import ClipSource, FrameFolder, VideoFolder
 from ava_detect.errors import AvaDetectError
 from ava_detect.structures import boxes_to_rois, image_key, normalized_to_pixels
@@ -163,13 +164,13 @@ def match_to_ground_truth(
     return best, best_iou
 
 
-def _valid_seconds(df: pd.DataFrame, what: str) -> pd.DataFrame:
+def _valid_seconds(df: pd.DataFrame, what: str, time_axis: TimeAxis) -> pd.DataFrame:
     sec = df["second"].to_numpy()
-    ok = (sec >= FIRST_KEYFRAME_SECOND) & (sec <= LAST_KEYFRAME_SECOND)
+    ok = time_axis.is_keyframe(sec)
     if not ok.all():
-        logger.warning("%s: skipped %d boxes at %d keys outside seconds %d..%d (as PySlowFast does)",
+        logger.warning("%s: skipped %d boxes at %d keys outside seconds %s (as PySlowFast does)",
                        what, int((~ok).sum()), len(set(zip(df["video_id"].astype(str)[~ok], sec[~ok]))),
-                       FIRST_KEYFRAME_SECOND, LAST_KEYFRAME_SECOND)
+                       time_axis.describe_range())
     return df[ok]
 
 
@@ -215,8 +216,10 @@ def training_keyframes(
     box_threshold: float = 0.8,
     iou_threshold: float = LABEL_IOU_THRESHOLD,
     excluded: Iterable[str] = (),
+    time_axis: TimeAxis = AVA,
 ) -> KeyframeBoxes:
-    """Training keyframes: the ground-truth keys (minus excluded ones and seconds outside 902..1798).
+    """Training keyframes: the ground-truth keys (minus excluded ones and seconds that are not keyframes
+    of ``time_axis``: AVA's outside 902..1798).
 
     Args:
         ground_truth: :func:`~ava_detect.data.ava_files.read_ground_truth` rows.
@@ -227,7 +230,7 @@ def training_keyframes(
         excluded: image keys to skip.
     """
     excluded = set(excluded)
-    gt = _not_excluded(_valid_seconds(group_boxes(ground_truth), "ground truth"), excluded).reset_index(drop=True)
+    gt = _not_excluded(_valid_seconds(group_boxes(ground_truth), "ground truth", time_axis), excluded).reset_index(drop=True)
     gt_labels = multi_hot(gt["labels"], class_ids)
     parts = [(gt["video_id"].astype(str).to_numpy(object), gt["second"].to_numpy(np.int64),
               gt[BOX_COLUMNS].to_numpy(np.float32), gt_labels, np.ones(len(gt), dtype=np.float32))]
@@ -254,13 +257,14 @@ def inference_keyframes(
     excluded: Iterable[str] = (),
     ground_truth: Optional[pd.DataFrame] = None,
     iou_threshold: float = LABEL_IOU_THRESHOLD,
+    time_axis: TimeAxis = AVA,
 ) -> KeyframeBoxes:
     """Test keyframes: keys with predicted boxes of ``score >= box_threshold`` (keys without
-    such boxes, excluded keys and seconds outside 902..1798 are skipped). Labels come from
+    such boxes, excluded keys and seconds that are not keyframes of ``time_axis`` are skipped). Labels come from
     ``ground_truth`` (IoU >= ``iou_threshold``) when given, else are all zero."""
     pred = group_boxes(predicted_boxes)
     pred = pred[pred["score"].to_numpy() >= box_threshold]
-    pred = _not_excluded(_valid_seconds(pred, "predicted boxes"), set(excluded)).reset_index(drop=True)
+    pred = _not_excluded(_valid_seconds(pred, "predicted boxes", time_axis), set(excluded)).reset_index(drop=True)
     labels = np.zeros((len(pred), len(class_ids)), dtype=np.uint8)
     if ground_truth is not None:
         gt = group_boxes(ground_truth).reset_index(drop=True)
@@ -276,7 +280,7 @@ def inference_keyframes(
 
 
 def check_videos(
-    keyframes: KeyframeBoxes, source: ClipSource, *, skip_missing: bool = False, fps: int = FPS
+    keyframes: KeyframeBoxes, source: ClipSource, *, skip_missing: bool = False, time_axis: TimeAxis = AVA
 ) -> Tuple[KeyframeBoxes, Dict[str, int]]:
     """Check that every annotated video is there and count keys past the end of their video.
 
@@ -305,7 +309,7 @@ def check_videos(
     num_frames = {v: source.num_frames(v) for v in videos}
     if len(keyframes):
         n = np.array([num_frames[v] for v in keyframes.video_ids], dtype=np.int64)
-        centers = (keyframes.seconds - SEGMENT_START_SECOND) * fps  # keyframe_center, vectorised
+        centers = time_axis.frame_index(keyframes.seconds)  # keyframe_center, vectorised
         beyond = centers >= n
         if beyond.any():
             first = image_key(keyframes.video_ids[beyond][0], int(keyframes.seconds[beyond][0]))
@@ -326,8 +330,8 @@ class AvaDataset(Dataset):
         transform: ``(clip uint8 [T,H,W,3], boxes [N,4] pixels) ->``
             :class:`~ava_detect.data.transforms.TransformOutput`.
         num_frames: frames per clip (the fast pathway's T).
-        sampling_rate: frame stride in the ``fps`` video.
-        fps: frame rate of the frame-index axis (30).
+        sampling_rate: frame stride on the time axis' frames.
+        time_axis: second -> frame index (AVA: ``(s - 900) * 30``; :class:`~ava_detect.data.time_axis.TimeAxis`).
         skip_missing_videos: skip the keyframes of videos that are not in ``source`` (with a
             warning counting them) instead of raising.
         class_ids: the action id of each label column (and model output column).
@@ -341,17 +345,18 @@ class AvaDataset(Dataset):
         transform: Callable,
         num_frames: int,
         sampling_rate: int,
-        fps: int = FPS,
+        time_axis: TimeAxis = AVA,
         skip_missing_videos: bool = False,
         class_ids: Sequence[int] = tuple(range(1, 81)),
     ):
         self.class_ids = [int(c) for c in class_ids]
-        self.keyframes, self.num_video_frames = check_videos(keyframes, source, skip_missing=skip_missing_videos, fps=fps)
+        self.keyframes, self.num_video_frames = check_videos(keyframes, source, skip_missing=skip_missing_videos,
+                                                                time_axis=time_axis)
         self.source = source
         self.transform = transform
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
-        self.fps = fps
+        self.time_axis = time_axis
 
     def __len__(self) -> int:
         return len(self.keyframes)
@@ -360,7 +365,7 @@ class AvaDataset(Dataset):
         """``LongTensor[T]``: the (clamped) frame indices of keyframe ``index``'s clip."""
         kf = self.keyframes
         video_id, second = kf.video_ids[index], int(kf.seconds[index])
-        return clip_frame_indices(keyframe_center(second, fps=self.fps), num_frames=self.num_frames,
+        return clip_frame_indices(keyframe_center(second, time_axis=self.time_axis), num_frames=self.num_frames,
                                   sampling_rate=self.sampling_rate, num_video_frames=self.num_video_frames[video_id])
 
     def __getitem__(self, index: int) -> Dict[str, object]:
@@ -451,6 +456,7 @@ def build_dataset(cfg, split: str) -> AvaDataset:
         return resolve_data_path(d, p)
 
     labelmap = resolve_labelmap(kind="all", data=d)
+    time_axis = TimeAxis.from_config(d)
     class_ids = list(labelmap.ids)
     if m.num_classes != len(class_ids):
         raise AvaDetectError(f"model.num_classes={m.num_classes} but the label map has {len(class_ids)} classes",
@@ -468,7 +474,7 @@ def build_dataset(cfg, split: str) -> AvaDataset:
         excluded = read_exclusions(resolve(d.train_exclusions)) if d.train_exclusions else set()
         keyframes = training_keyframes(ground_truth=gt, class_ids=class_ids, predicted_boxes=pred,
                                        box_threshold=d.train_box_threshold, iou_threshold=d.label_iou_threshold,
-                                       excluded=excluded)
+                                       excluded=excluded, time_axis=time_axis)
         transform: Callable = TrainTransform(
             jitter_min=d.train_jitter_min, jitter_max=d.train_jitter_max, crop_size=d.train_crop_size,
             flip=d.train_flip, color_jitter=d.train_color_jitter, mean=tuple(d.mean), std=tuple(d.std),
@@ -478,12 +484,13 @@ def build_dataset(cfg, split: str) -> AvaDataset:
         gt = read_ground_truth(resolve(d.val_gt), labelmap) if d.val_gt else None
         excluded = read_exclusions(resolve(d.exclusions)) if d.exclusions else set()
         keyframes = inference_keyframes(predicted_boxes=pred, class_ids=class_ids, box_threshold=d.test_box_threshold,
-                                   excluded=excluded, ground_truth=gt, iou_threshold=d.label_iou_threshold)
+                                   excluded=excluded, ground_truth=gt, iou_threshold=d.label_iou_threshold,
+                                        time_axis=time_axis)
         transform = build_test_transform(cfg)
     else:
         raise AvaDetectError(f"split must be 'train', 'val' or 'test', got {split!r}")
     logger.info("%s split: %d keyframes, %d boxes, from %s", split, len(keyframes), keyframes.num_boxes,
                 source.root)
     return AvaDataset(keyframes=keyframes, source=source, transform=transform, num_frames=m.num_frames,
-                      sampling_rate=m.sampling_rate, fps=d.fps, skip_missing_videos=d.skip_missing_videos,
+                      sampling_rate=m.sampling_rate, time_axis=time_axis, skip_missing_videos=d.skip_missing_videos,
                       class_ids=class_ids)

@@ -1,7 +1,8 @@
 """Which frames make a clip: keyframe second -> the clip's frame indices.
 
 PySlowFast's AVA sampling (``ava_helper`` / ``utils.get_sequence``): the centre frame of
-second ``s`` is ``c = (s - 900) * fps``; the fast pathway takes ``num_frames`` frames
+second ``s`` is ``c = (s - 900) * fps`` (in general, the dataset's time axis says:
+:meth:`~ava_detect.data.time_axis.TimeAxis.frame_index`); the fast pathway takes ``num_frames`` frames
 ``range(c - half, c + half, sampling_rate)`` with ``half = num_frames * sampling_rate // 2``,
 each clamped to ``[0, num_video_frames - 1]``. How the clip is then split into pathways (SlowFast's
 slow pathway takes ``linspace(0, T - 1, T // alpha).long()`` of those frames, PySlowFast's
@@ -14,13 +15,13 @@ from typing import Optional
 
 import torch
 
-from ava_detect.data.constants import FPS, frame_index
+from ava_detect.data.time_axis import AVA, TimeAxis
 
 
-def keyframe_center(second: int, *, fps: int = FPS) -> int:
-    """0-based index of the centre frame of keyframe ``second`` in a prepared video:
-    ``(second - 900) * fps``."""
-    return frame_index(second, fps)
+def keyframe_center(second: int, *, time_axis: TimeAxis = AVA) -> int:
+    """0-based index of the centre frame of keyframe ``second`` on ``time_axis``
+    (AVA: ``(second - 900) * 30``)."""
+    return time_axis.frame_index(second)
 
 
 def clip_frame_indices(

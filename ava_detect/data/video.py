@@ -44,7 +44,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 import torch
 
-from ava_detect.data.constants import FPS, SEGMENT_START_SECOND
+from ava_detect.data.constants import FPS
 from ava_detect.data.video_reader import (FRAME_TIME_TOLERANCE_S, TRUNCATION_TOLERANCE_S, Orientation, VideoReader,
                                           decoded_end, frame_to_rgb, header_duration, open_video, stream_rate)
 from ava_detect.errors import AvaDetectError
@@ -82,8 +82,10 @@ class VideoInfo:
     truncated: bool = False
 
 
-def _movie_second(index: int, fps: int) -> float:
-    return SEGMENT_START_SECOND + index / fps
+def _file_time(index: int, fps: int) -> float:
+    """File time (seconds from the video's start) of frame ``index`` of the ``fps`` axis; the dataset's
+    second is its time axis' ``start_second`` plus this (AVA: movie second 900 + this)."""
+    return index / fps
 
 
 def _frames_for_duration(duration: float, fps: int) -> int:
@@ -360,7 +362,7 @@ def read_video_frames(
     Raises:
         AvaDetectError: unreadable file, a decoding error, or a file that ends more than
             :data:`TRUNCATION_TOLERANCE_S` before a wanted frame (truncated or corrupt); the
-            message names the file and the movie second (``900 + index / fps``).
+            message names the file and the file time (``index / fps``).
     """
     path = os.fspath(path)
     idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
@@ -387,8 +389,8 @@ def read_video_frames(
         except av.FFmpegError as e:
             lo, hi = int(idx.min()), int(idx.max())
             raise AvaDetectError(
-                f"decoding failed for frames {lo}..{hi} (movie seconds {_movie_second(lo, fps):.2f}.."
-                f"{_movie_second(hi, fps):.2f}); truncated or corrupt video? ({e})", path) from None
+                f"decoding failed for frames {lo}..{hi} (file times {_file_time(lo, fps):.2f}.."
+                f"{_file_time(hi, fps):.2f} s); truncated or corrupt video? ({e})", path) from None
     return _gather(torch.from_numpy(np.stack(frames)), inverse)
 
 
@@ -433,12 +435,12 @@ def _decode_indices(reader: VideoReader, wanted: List[int], *, fps: int, skip_no
         first_missing = wanted[missing[0]]
         if last is None:
             raise AvaDetectError(
-                f"no frame could be decoded at or after movie second {_movie_second(wanted[0], fps):.2f} "
+                f"no frame could be decoded at or after file time {_file_time(wanted[0], fps):.2f} s "
                 f"(frame {wanted[0]}); truncated or corrupt video?", path)
         if times[missing[-1]] > last[1] + TRUNCATION_TOLERANCE_S:
             raise AvaDetectError(
-                f"video ends at movie second {SEGMENT_START_SECOND + last[1]:.2f} but frame {first_missing} "
-                f"(movie second {_movie_second(first_missing, fps):.2f}) is wanted and the header promises "
+                f"video ends at file time {last[1]:.2f} s but frame {first_missing} "
+                f"(file time {_file_time(first_missing, fps):.2f} s) is wanted and the header promises "
                 f"more; truncated or corrupt video?", path)
         last_rgb = rgb(last[2])
         for k in missing:
@@ -540,7 +542,7 @@ class FrameFolder:
         """Frames ``indices`` (clamped to the folder's frames) -> ``uint8 Tensor[T,H,W,3]`` (Pillow decodes).
 
         Raises:
-            AvaDetectError: a missing or undecodable JPEG, naming the file and the movie second.
+            AvaDetectError: a missing or undecodable JPEG, naming the file and the file time.
         """
 
         n = num_frames if num_frames is not None else self.num_frames(video_id)
@@ -553,10 +555,10 @@ class FrameFolder:
                 with Image.open(path) as image:
                     images.append(np.asarray(image.convert("RGB")))
             except FileNotFoundError:
-                raise AvaDetectError(f"frame {i} (movie second {_movie_second(i, FPS):.2f}) is missing", path) from None
+                raise AvaDetectError(f"frame {i} (file time {_file_time(i, FPS):.2f} s) is missing", path) from None
             except (UnidentifiedImageError, OSError, ValueError) as e:
                 raise AvaDetectError(
-                    f"cannot decode frame {i} (movie second {_movie_second(i, FPS):.2f}) as JPEG: {e}", path) from None
+                    f"cannot decode frame {i} (file time {_file_time(i, FPS):.2f} s) as JPEG: {e}", path) from None
         if len({im.shape for im in images}) > 1:
             raise AvaDetectError(f"frames of one clip differ in size: {sorted({im.shape for im in images})}",
                                  self.path(video_id))

@@ -463,3 +463,41 @@ def decoded_end(path: PathLike) -> Tuple[float, bool]:
 
 __all__ = ["FRAME_TIME_TOLERANCE_S", "TRUNCATION_TOLERANCE_S", "Orientation", "VideoReader", "decoded_end",
            "frame_to_rgb", "header_duration", "open_video", "set_threads", "stream_rate", "truncation_message"]
+
+
+def frame_times(path: PathLike) -> np.ndarray:
+    """``float64 [F]``: the presentation time of each of a video's own frames, in display order, in
+    seconds from the stream start, from its packets (demuxing only, nothing is decoded).
+
+    Element ``k`` is the time of the video's frame number ``k`` as frame-numbering tools (CVAT, an
+    editor's frame counter) count them: the ``k``-th frame shown. A packet without a timestamp
+    takes the previous one's plus one frame period.
+
+    Raises:
+        AvaDetectError: the file is missing, not a video, or has no video stream.
+    """
+    with VideoReader(path, threads=1) as reader:
+        reader.seek_start()
+        stamps = []
+        start = reader.stream.start_time
+        step = max(1, round(reader.period / reader.time_base))
+        try:
+            for packet in reader.container.demux(reader.stream):
+                if not packet.size:
+                    continue
+                ts = packet.pts if packet.pts is not None else (stamps[-1] + step if stamps else None)
+                if ts is None:
+                    ts = packet.dts if packet.dts is not None else 0
+                stamps.append(int(ts))
+        except av.FFmpegError as e:
+            logger.debug("%s: reading packets stopped: %s", reader.path, e)
+        times = np.sort(np.asarray(stamps, dtype=np.int64))
+        origin = start if start is not None else (int(times[0]) if len(times) else 0)
+        return (times - origin) * reader.time_base
+
+
+def frame_shown_at(times: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``int64 [N]``: for each file time in ``t`` (seconds), the number of the frame shown then (the last
+    frame whose time is at or before it, within :data:`FRAME_TIME_TOLERANCE_S`), given the video's
+    :func:`frame_times`; -1 before the first frame."""
+    return np.searchsorted(times, np.asarray(t, dtype=np.float64) + FRAME_TIME_TOLERANCE_S, side="right") - 1

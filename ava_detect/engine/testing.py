@@ -146,5 +146,6 @@ def _write_report_page(cfg: Config, matching, out: Path) -> Path:
              "exclusions": str(resolve_data_path(d, d.exclusions)) if d.exclusions else None,
              "videos": str(videos) if videos is not None else None}
     path = out / "report.html"
-    write_html_report(path, matching, files=files, videos=videos, video_suffixes=[d.video_suffix])
+    write_html_report(path, matching, files=files, videos=videos, video_suffixes=[d.video_suffix],
+                      second_offset=d.start_second)
     return path

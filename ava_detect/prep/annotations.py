@@ -92,13 +92,15 @@ class SplitCheck:
     excluded_in_gt: int
 
 
-def check_split(files: SplitFiles, source) -> SplitCheck:
+def check_split(files: SplitFiles, source, time_axis=None) -> SplitCheck:
     """Read ``files`` (every row checked: a bad row raises with file:line) and check the keys
-    against ``source`` (a :class:`~ava_detect.data.video.VideoFolder` or ``FrameFolder``)."""
+    against ``source`` (a :class:`~ava_detect.data.video.VideoFolder` or ``FrameFolder``) and the
+    dataset's ``time_axis`` (:class:`~ava_detect.data.time_axis.TimeAxis`; default AVA's)."""
     from ava_detect.data.ava_files import group_boxes, read_exclusions, read_ground_truth, read_labelmap, read_predicted_boxes
-    from ava_detect.data.constants import FIRST_KEYFRAME_SECOND, LAST_KEYFRAME_SECOND, SEGMENT_START_SECOND
+    from ava_detect.data.time_axis import AVA
     from ava_detect.structures import image_key
 
+    time_axis = time_axis or AVA
     labelmap = read_labelmap(files.labelmap)
     gt_rows = read_ground_truth(files.gt, labelmap)
     gt = group_boxes(gt_rows)
@@ -113,8 +115,8 @@ def check_split(files: SplitFiles, source) -> SplitCheck:
     key_video = np.array([k.rpartition(",")[0] for k in gt_keys], dtype=object)
     key_second = np.array([int(k.rpartition(",")[2]) for k in gt_keys], dtype=np.int64)
     without_video = np.isin(key_video, np.array(missing, dtype=object)) if missing else np.zeros(len(gt_keys), bool)
-    outside = (key_second < FIRST_KEYFRAME_SECOND) | (key_second > LAST_KEYFRAME_SECOND)
-    beyond = np.array([v in frames and (s - SEGMENT_START_SECOND) * 30 >= frames[v] for v, s in zip(key_video, key_second)],
+    outside = ~time_axis.is_keyframe(key_second)
+    beyond = np.array([v in frames and time_axis.frame_index(int(s)) >= frames[v] for v, s in zip(key_video, key_second)],
                       dtype=bool)
     return SplitCheck(labelmap=labelmap, gt_rows=gt_rows, gt=gt, excluded=excluded, pred=pred, keys=gt_keys,
                       videos=videos, missing=missing, frames=frames, without_video=without_video, outside=outside,
