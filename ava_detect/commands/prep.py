@@ -5,6 +5,8 @@ Steps (each is also `python -m data_prep.<step>`; the work is done by ava_detect
   videos        cut the AVA movies to seconds 900-1801 at 30 fps as h264 (fast seeking)
   frames        extract PySlowFast's JPEG frame folders and frame lists (only if you need them)
   annotations   validate a split's annotation files, summarise them, label detected boxes
+  import        import CVAT exports of your own videos as a dataset (ground truth, proposals, config)
+  cvat-example  the worked example: synthetic videos at 25 fps from second 0 with CVAT exports
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ STEPS = (
      "extract PySlowFast JPEG frame folders and frame lists from prepared videos"),
     ("annotations", "ava_detect.commands.prep_annotations",
      "validate and summarise a split's annotations; label detected boxes"),
+    ("import", "ava_detect.commands.prep_import",
+     "import CVAT for video 1.1 exports of your own videos as a dataset (ground truth, proposals, config)"),
+    ("cvat-example", "ava_detect.commands.prep_cvat_example",
+     "the worked example: synthetic videos re-encoded at 25 fps from second 0, with CVAT exports"),
 )
 
 
