@@ -206,6 +206,13 @@ def build_workspace(work: Path) -> Dict[str, str]:
     p["raw"].mkdir()
     shutil.copy(video, p["raw"] / f"{vid}.mp4")
     p["vid"] = vid  # type: ignore[assignment]
+    from cvat_inputs import write_good_export, write_hostile_exports
+
+    split = "val" if f"{vid}," in p["gt"].read_text() else "train"
+    good = write_good_export(video, ann / f"{split}.csv", p["labelmap"], work / "good_export.xml")
+    write_hostile_exports(good, work / "cvat", p["v_text"])
+    p["cvat"] = work / "cvat"
+    p["lm_one"] = _write(h / "labelmap_one.pbtxt", 'item {\n  name: "stand"\n  id: 1\n}\n')
     return {k: os.fspath(v) for k, v in p.items()}
 
 
@@ -410,6 +417,19 @@ def cases() -> List[Case]:
              says=r"gt_path_id\.csv:\d+"),
         Case("prep annotations: Latin-1 boxes", [*pa, "--boxes", "{pred_latin1}", "--out", "{work}/lab.csv"],
              says=r"pred_latin1\.csv:\d+"),
+        # --- prep import, prep cvat-example
+        *_import_cases(),
+        Case("prep import: --out is a file", ["prep", "import", "--cvat", "{cvat}/good.xml", "--videos", "{videos}",
+                                              "--out", "{notes}", "--config", "{tiny}"], says="notes.txt"),
+        Case("prep import: --out is the videos folder", ["prep", "import", "--cvat", "{cvat}/good.xml", "--videos",
+                                                         "{videos}", "--out", "{videos}", "--config", "{tiny}"],
+             says="videos"),
+        Case("prep import: no export in the folder", ["prep", "import", "--cvat", "{afolder}", "--videos", "{videos}",
+                                                      "--out", "{work}/imp", "--config", "{tiny}"],
+             says="no CVAT exports"),
+        Case("prep cvat-example: --out is a file", ["prep", "cvat-example", "--out", "{notes}"], says="notes.txt"),
+        Case("prep cvat-example: 1 video", ["prep", "cvat-example", "--out", "{work}/ex", "--videos", "1"],
+             says="videos"),
         # --- quickstart
         Case("quickstart: --workdir is a file", ["quickstart", "--workdir", "{notes}"], says="is a file"),
         Case("quickstart: misspelt override", ["quickstart", "--workdir", "{work}/qs", "train.epoch=1"],
@@ -421,6 +441,20 @@ def cases() -> List[Case]:
         Case("cli: missing required flag", ["eval", "--gt", "{gt}"], says="--pred"),
     ]
     return c
+
+
+def _import_cases() -> List[Case]:
+    """``prep import`` of each hostile CVAT export of :mod:`cvat_inputs`."""
+    from cvat_inputs import HOSTILE
+
+    out = []
+    for name, (file, says) in HOSTILE.items():
+        argv = ["prep", "import", "--cvat", f"{{cvat}}/{file}", "--videos", "{videos}", "{v_text}", "--out",
+                "{work}/imp", "--config", "{tiny}", "--detector", "csv", "--boxes", "{boxes}", "--device", "cpu"]
+        if "label map" in name:
+            argv += ["--labelmap", "{lm_one}"]
+        out.append(Case(f"prep import: {name}", argv, says=says))
+    return out
 
 
 # ----------------------------------------------------------------------------- running

@@ -175,11 +175,11 @@ class _Collector:
             path = stem_matches[0] if len(stem_matches) == 1 else None
         if path is None:
             raise AvaDetectError(f"task {task.id} ({task.name!r}) was made from the video {name or '(none named)'!r}, "
-                                 f"which is not among the videos given (--videos)", export)
+                                 f"which is not among the videos given (--videos)", export, task.line)
         if path.name in self.used:
             other, other_id = self.used[path.name]
             raise AvaDetectError(f"task {task.id} names the video {path.name!r}, which task {other_id} of {other} "
-                                 "names too: one task per video", export)
+                                 "names too: one task per video", export, task.line)
         self.used[path.name] = (os.fspath(export), task.id)
         video = probe_source_video(path)
         self.sources[video.video_id] = video
@@ -190,7 +190,7 @@ class _Collector:
         attributes = task.labels.get("person")
         if attributes is None:
             raise AvaDetectError(f"task {task.id} has no label 'person' (labels: {', '.join(task.labels) or 'none'}); "
-                                 "the people must be rectangles of the label 'person'", export)
+                                 "the people must be rectangles of the label 'person'", export, task.line)
         kinds = getattr(task, "attribute_types", {}) or {}
         other = [a for a in attributes if kinds.get(a, "checkbox") != "checkbox"]
         if other:
@@ -201,7 +201,8 @@ class _Collector:
                 continue
             if self.fixed_labelmap is not None:
                 raise AvaDetectError(f"task {task.id}: the attribute {a!r} of label 'person' is not an action of the "
-                                     f"label map {self.fixed_labelmap.path} ({len(self.actions)} actions)", export)
+                                     f"label map {self.fixed_labelmap.path} ({len(self.actions)} actions)", export,
+                                     task.line)
             self.actions.append(a)
         if task.size and task.size != video.num_frames:
             logger.warning("%s: task %d says the video has %d frames, %s has %d; frames are counted in the video",

@@ -17,6 +17,7 @@ Second ``s`` of the synthetic set is file time ``s - 900``; in the 25 fps video 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List
@@ -79,9 +80,16 @@ def reencode(src: Path, dst: Path, fps: int) -> int:
     return count
 
 
-def _tracks(gt: pd.DataFrame, names: Dict[int, str], all_actions: List[str], *, width: int, height: int,
-            fps: int, num_frames: int):
-    """One video's ground truth (AVA rows of the synthetic set) -> CVAT person tracks."""
+def ground_truth_tracks(gt: pd.DataFrame, names: Dict[int, str], all_actions: List[str], *, width: int, height: int,
+                        fps: float, num_frames: int, start_second: int = SEGMENT_START_SECOND):
+    """One video's ground truth -> CVAT person tracks (:class:`~ava_detect.cvat.model.CvatTrack`).
+
+    Args:
+        gt: AVA rows of the video (``second, x1, y1, x2, y2, action_id, person_id``, normalised).
+        names: action id -> name; all_actions: the checkbox attributes.
+        width, height: frame size (pixels); fps: the video's own frame rate (second ``s`` is its frame
+            ``(s - start_second) * fps``); num_frames: its frame count; start_second: the second of file time 0.
+    """
     from ava_detect.cvat.tracks import checkbox_attributes, keyframe_tracks
 
     observations = []
@@ -89,10 +97,11 @@ def _tracks(gt: pd.DataFrame, names: Dict[int, str], all_actions: List[str], *, 
         r = rows.iloc[0]
         box = np.array([r.x1 * width, r.y1 * height, r.x2 * width, r.y2 * height], dtype=np.float64)
         actions = [names[int(a)] for a in rows["action_id"]]
-        frame = int(round((int(second) - SEGMENT_START_SECOND) * fps))
+        frame = int(round((int(second) - start_second) * fps))
         observations.append((int(person), frame, box, checkbox_attributes(actions, all_actions)))
-    seconds = int(num_frames // fps)
-    return keyframe_tracks(observations, keyframe_frames=[t * fps for t in range(seconds + 1)], num_frames=num_frames)
+    seconds = int(math.ceil(num_frames / fps))
+    return keyframe_tracks(observations, keyframe_frames=[int(round(t * fps)) for t in range(seconds + 1)],
+                           num_frames=num_frames)
 
 
 def make_cvat_example(synthetic_dir: PathLike, out: PathLike, *, fps: int = 25) -> CvatExample:
@@ -122,7 +131,7 @@ def make_cvat_example(synthetic_dir: PathLike, out: PathLike, *, fps: int = 25) 
         task = CvatTask(id=task_id, name=vid, source=f"{vid}.mp4", size=num_frames, width=info.width,
                         height=info.height, stop_frame=num_frames - 1, labels={"person": list(actions)},
                         attribute_types={a: "checkbox" for a in actions})
-        tracks = _tracks(gt[gt["video_id"] == vid], dict(labelmap.names), actions, width=info.width,
+        tracks = ground_truth_tracks(gt[gt["video_id"] == vid], dict(labelmap.names), actions, width=info.width,
                          height=info.height, fps=fps, num_frames=num_frames)
         write_cvat_xml(cvat_dir / f"{vid}.xml", task, tracks, label_attributes=actions)
         logger.info("%s: %d frames at %d fps, %d tracks", vid, num_frames, fps, len(tracks))
