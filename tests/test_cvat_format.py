@@ -373,3 +373,26 @@ def test_rotation_and_frame_step_are_mapped(tmp_path):
     assert task.frame_step == 3
     box = track.boxes[0]
     assert np.allclose([box.xtl, box.ytl, box.xbr, box.ybr], [5, -5, 15, 15])
+
+
+def test_tracks_stream_before_the_file_is_read_whole(tmp_path):
+    """The first track arrives before an error 2 MB later in the file is reached (nothing is read whole)."""
+    filler = "".join(_box(f) for f in range(1, 20000))
+    text = _doc(_track(_box(0), tid=1) + _track(filler, tid=2) + _track(_box(0, x1="9", x2="1"), tid=3))
+    path = tmp_path / "big.xml"
+    path.write_text(text)
+    items = iter_cvat_export(path)
+    assert isinstance(next(items), CvatTask)
+    first = next(items)
+    assert first.id == 1 and len(first.boxes) == 1
+    with pytest.raises(AvaDetectError, match="track 3, frame 0"):
+        list(items)  # track 2 (larger than one piece read) may come first, then the error
+
+
+def test_older_task_export_with_source_beside_the_task(tmp_path):
+    text = _doc(_track(_box(0))).replace("      <source>v.mp4</source>\n    </task>\n",
+                                         "    </task>\n    <source>old.mp4</source>\n")
+    path = tmp_path / "old.xml"
+    path.write_text(text)
+    task, track = list(iter_cvat_export(path))
+    assert task.source == "old.mp4" and track.task_id == 1
