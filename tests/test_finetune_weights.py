@@ -244,3 +244,22 @@ def test_train_refuses_a_head_size_other_than_the_label_map_before_writing(tiny_
     assert "small.pbtxt" in line and "model.num_classes=7 but the label map has 4 classes" in line
     assert "set model.num_classes=4" in line
     assert folder_state(tmp_path) == before
+
+
+# ----------------------------------------------------------------------------- the recipes
+
+
+@pytest.mark.parametrize("recipe", ["custom/slowfast_r50_finetune.yaml", "custom/cpu.yaml"])
+def test_fine_tuning_recipes_fit_their_published_weights_and_read_own_videos(recipe):
+    from dataclasses import asdict
+
+    from ava_detect.config import packaged_config
+    from ava_detect.model.published import PUBLISHED
+
+    cfg = load_config(packaged_config(recipe))
+    assert (cfg.data.start_second, cfg.data.keyframe_range, cfg.data.labelmap) == (0, [], "annotations/labelmap.pbtxt")
+    assert cfg.train.freeze_bn
+    # the architecture is the one the published file was trained with (num_classes aside: that is the label map's)
+    preset = load_config(packaged_config(PUBLISHED[cfg.train.weights].config))
+    assert dict(asdict(cfg.model), num_classes=0) == dict(asdict(preset.model), num_classes=0)
+    assert "ava" in cfg.train.weights
