@@ -16,7 +16,7 @@ from ava_detect.errors import AvaDetectError
 from ava_detect.model import build_model, load_weights, read_checkpoint, save_checkpoint
 from ava_detect.model.head_transfer import match_rows, normalise_name
 
-from common import ROOT, TINY_SYNTHETIC, folder_state
+from common import ROOT, TINY_SYNTHETIC, folder_state, require_extra
 from test_model_weights import assert_same_weights, pyslowfast_state, randomized
 
 #: The model's label map: three AVA actions (written in other case and spacing) and two new ones.
@@ -93,6 +93,22 @@ def test_pyslowfast_ava_file_copies_rows_by_ava_names(tmp_path, cfg_text):
     assert report.layout == "pyslowfast" and not report.missing
     assert_same_weights(source, target, skip_prefix="head.")
     assert_copied_from_ava(report, target, source.head.proj.weight, source.head.proj.bias)
+
+
+def test_pytorchvideo_ava_detection_file_copies_rows_by_ava_names(tmp_path):
+    """The layout of the published ``slow_r50_4x16_ava`` (PyTorchVideo's slow_r50_detection), made by PyTorchVideo."""
+    hub = require_extra("pytorchvideo.models.hub")
+    torch.manual_seed(0)
+    reference = randomized(hub.slow_r50_detection(pretrained=False, stem_dim_out=8), seed=7)
+    path = tmp_path / "SLOW_4x16_R50_DETECTION.pyth"
+    torch.save({"model_state": reference.state_dict()}, path)
+    slow = ["model.resnet.width_per_group=8", "model.num_classes=5"]
+    target = build_model(load_config(ROOT / "configs/ava/slow_r50_4x16.yaml", slow))
+    report = load_weights(target, path, target_names=TARGET)
+    assert report.layout == "pytorchvideo_detection" and not report.missing
+    w = reference.state_dict()["detection_head.proj.weight"]
+    assert_copied_from_ava(report, target, w, reference.state_dict()["detection_head.proj.bias"])
+    assert torch.equal(target.backbone.stem[0].conv.weight, reference.state_dict()["model.blocks.0.conv.weight"])
 
 
 def test_sixty_row_head_is_matched_with_the_sixty_class_list(tmp_path):
