@@ -7,6 +7,10 @@ Resume after a crash:   ava-detect train --config CFG --resume
 The learning rate is train.base_lr for train.reference_batch_size clips and scales linearly with
 the global batch (train.batch_size x number of processes). Outputs go to train.output_dir:
 config.yaml, metrics.jsonl, checkpoints/{last,best,epoch_NNNN}.pth.
+
+Fine-tuning: with --weights from a model of other actions (AVA's, say), the head is re-initialised
+and the rows of actions whose names are also in the weights' label map start from its rows; what
+was loaded and copied is printed.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         du.cleanup()
     if main:
+        if result.weights_summary:
+            print(result.weights_summary)
         print(f"trained {result.epochs} epochs ({result.iterations} iterations) in {result.seconds / 60:.1f} min; "
               f"val mAP last {result.last_map:.4f}, best {result.best_map:.4f}")
         print(f"checkpoints: {result.output_dir / 'checkpoints'}")

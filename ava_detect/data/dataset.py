@@ -445,7 +445,7 @@ def build_dataset(cfg, split: str) -> AvaDataset:
     """The dataset of ``split`` (``train``, or ``val`` / ``test`` for the validation split) as
     ``cfg.data`` and ``cfg.model`` describe it. The config is read here, once."""
     from ava_detect.data.ava_files import read_exclusions, read_ground_truth, read_predicted_boxes
-    from ava_detect.data.labelmaps import resolve_labelmap
+    from ava_detect.data.labelmaps import check_num_classes, resolve_labelmap
     from ava_detect.data.layout import resolve_data_path
     from ava_detect.data.transforms import TrainTransform
     from ava_detect.model.architectures import input_spec_from_config
@@ -458,9 +458,7 @@ def build_dataset(cfg, split: str) -> AvaDataset:
     labelmap = resolve_labelmap(kind="all", data=d)
     time_axis = TimeAxis.from_config(d)
     class_ids = list(labelmap.ids)
-    if m.num_classes != len(class_ids):
-        raise AvaDetectError(f"model.num_classes={m.num_classes} but the label map has {len(class_ids)} classes",
-                             labelmap.path)
+    check_num_classes(m.num_classes, labelmap)
     if d.source == "video":
         source: ClipSource = VideoFolder(resolve(d.video_dir), suffix=d.video_suffix, fps=d.fps, threads=d.decode_threads)
     elif d.source == "frames":

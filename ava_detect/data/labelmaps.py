@@ -40,3 +40,15 @@ def resolve_labelmap(path: Optional[str] = None, *, kind: str, data=None):
     if data is not None and data.labelmap:
         return read_labelmap(resolve_data_path(data, data.labelmap))
     return read_labelmap(labelmap_80_path() if kind == "all" else labelmap_60_path())
+
+
+def check_num_classes(num_classes: int, labelmap) -> None:
+    """The model's head must have one column per class of the label map it is trained and tested with.
+
+    Raises:
+        AvaDetectError: they differ; the message names the label map and the override that fixes it.
+    """
+    if num_classes != len(labelmap):
+        raise AvaDetectError(f"model.num_classes={num_classes} but the label map has {len(labelmap)} classes: set "
+                             f"model.num_classes={len(labelmap)} (in the config, or as the override "
+                             f"model.num_classes={len(labelmap)})", labelmap.path)

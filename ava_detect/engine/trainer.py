@@ -39,6 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ava_detect.config import Config, config_to_dict, save_config
+from ava_detect.data.labelmaps import check_num_classes, resolve_labelmap
 from ava_detect.engine import distributed as du
 from ava_detect.engine.checkpointing import (
     BEST,
@@ -78,6 +79,9 @@ class TrainResult:
     last_map: float = float("nan")
     history: List[Dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: what the initial weights (``train.weights``) loaded, copied and initialised (``LoadReport.summary()``);
+    #: "" when training started without them or resumed
+    weights_summary: str = ""
 
 
 def freeze_batch_norm(model: nn.Module) -> None:
@@ -148,24 +152,29 @@ class SupervisedStep:
         self.scaler.update()
 
 
-def _build_model(cfg: Config, *, resume: bool, main: bool, device: torch.device) -> nn.Module:
-    """The model with its initial weights (``train.weights`` unless resuming), frozen parts, on ``device``."""
+def _build_model(cfg: Config, class_names: Dict[int, str], *, resume: bool, main: bool, device: torch.device
+                 ) -> Tuple[nn.Module, str]:
+    """``(model, what was loaded)``: the model with its initial weights (``train.weights`` unless resuming;
+    a head for other actions is re-initialised, its rows of actions named in ``class_names``, the label map
+    trained with, copied: see :func:`~ava_detect.model.weights.load_weights`), frozen parts, on ``device``."""
     from ava_detect.model import build_model
     from ava_detect.model.weights import load_weights
 
     tc = cfg.train
     torch.manual_seed(tc.seed)  # identical initial weights on every process
     model = build_model(cfg)
+    summary = ""
     if tc.weights and not resume:
-        report = load_weights(model, tc.weights)
+        report = load_weights(model, tc.weights, target_names=class_names)
+        summary = report.summary()
         if main:
-            logger.info("%s", report.summary())
+            logger.info("%s", summary)
     if tc.freeze_backbone:
         for p in model.backbone.parameters():
             p.requires_grad_(False)
     if tc.freeze_bn:
         freeze_batch_norm(model)
-    return model.to(device)
+    return model.to(device), summary
 
 
 def _build_loader(cfg: Config, *, rank: int, world: int, device: torch.device
@@ -291,7 +300,10 @@ def train(
     out = Path(tc.output_dir)
     ckpt_dir = out / "checkpoints"
     declared_paths(cfg, resume=resume).check()
-    model = _build_model(cfg, resume=resume, main=main, device=device)
+    labelmap = resolve_labelmap(kind="all", data=cfg.data)
+    check_num_classes(cfg.model.num_classes, labelmap)
+    class_names = {int(i): labelmap.names[i] for i in labelmap.ids}  # head column order
+    model, weights_summary = _build_model(cfg, class_names, resume=resume, main=main, device=device)
     n_train, sampler, loader, iters_per_epoch = _build_loader(cfg, rank=rank, world=world, device=device)
     lr = scaled_lr(tc.base_lr, tc.batch_size * world, tc.reference_batch_size)
     schedule = LRSchedule(lr=lr, epochs=tc.epochs, policy=tc.lr_policy, steps=tuple(tc.lr_steps), decay=tc.lr_decay,
@@ -328,6 +340,7 @@ def train(
             "scheduler": {"lr": schedule.lr, "policy": schedule.policy, "epochs": schedule.epochs},
             "scaler": scaler.state_dict() if use_amp else {}, "epoch": s.epoch, "iteration": s.iteration,
             "rng": capture_rng(), "config": config_to_dict(cfg), "best_map": s.best_map, "history": s.history,
+            "class_names": class_names,
         })
 
     if evaluate_fn is not None:
@@ -346,4 +359,4 @@ def train(
             _remove_unfinished_run(out, ckpt_dir)
         raise
     return TrainResult(out, tc.epochs if finished else state.epoch, state.iteration, state.best_map, state.last_map,
-                       state.history, time.perf_counter() - t_start)
+                       state.history, time.perf_counter() - t_start, weights_summary)

@@ -5,8 +5,9 @@
 ours, checks every shape, loads, and returns a :class:`LoadReport` of what was loaded, skipped
 and missing. Layouts understood:
 
-* ours: ``{"model": state_dict, "optimizer", ..., "config"}`` (:func:`save_checkpoint`) or a bare
-  state dict with our names (``backbone.*``, ``head.*``);
+* ours: ``{"model": state_dict, "optimizer", ..., "config", "class_names"}`` (:func:`save_checkpoint`) or a
+  bare state dict with our names (``backbone.*``, ``head.*``); ``class_names`` (action id -> name, in the
+  order of the head's rows) is what fine-tuning matches actions by;
 * PyTorchVideo detection ``.pyth``: ``{"model_state": {"model.blocks.*", "detection_head.proj.*"}}``
   (``slowfast_r50_detection``, ``slow_r50_detection``);
 * PyTorchVideo Kinetics classification ``.pyth``: ``{"model_state": {"blocks.*"}}``; its classification
@@ -17,6 +18,10 @@ and missing. Layouts understood:
 * PySlowFast Caffe2 ``.pkl``: ``{"blobs": {"conv1_w", "res2_0_branch2a_w", "t_res_conv1_bn_s", ...}}``
   (numpy arrays), renamed as PySlowFast's ``c2_model_loading`` does (non-local blobs
   ``nonlocal_conv4_6_theta_w``, ...: see :mod:`ava_detect.model.nonlocal_names`).
+
+Fine-tuning to another label map (``target_names``): a detection head whose actions differ from the
+model's is re-initialised, and the rows of actions found in both by name start from the file's rows
+(:mod:`ava_detect.model.head_transfer`).
 
 Files are read with ``torch.load(weights_only=True)`` (:func:`ava_detect.serialization.load_torch_file`); plain pickles (Caffe2 ``.pkl``) go through a
 restricted unpickler that admits only numpy arrays and containers. A file that needs anything else
@@ -41,6 +46,7 @@ from torch import Tensor, nn
 from ava_detect.errors import AvaDetectError, unreadable_file_error
 from ava_detect.serialization import UnreadableTorchFile, load_torch_file, save_torch_file
 from ava_detect.model.backbone_fit import check_backbone_fits
+from ava_detect.model.head_transfer import CopiedRow, SourceNames, ava_names, copy_rows, match_rows, same_names, stored_names
 from ava_detect.model.nonlocal_names import (PYSLOWFAST_NONLOCAL, caffe2_nonlocal_to_pyslowfast,
                                              pyslowfast_nonlocal_to_ours)
 from ava_detect.io import PathLike
@@ -48,7 +54,8 @@ from ava_detect.io import PathLike
 logger = logging.getLogger(__name__)
 
 #: The parts of our own checkpoint (all optional except ``model``).
-CHECKPOINT_PARTS = ("model", "optimizer", "scheduler", "scaler", "epoch", "iteration", "rng", "config")
+CHECKPOINT_PARTS = ("model", "optimizer", "scheduler", "scaler", "epoch", "iteration", "rng", "config",
+                    "class_names")
 
 LAYOUTS = {
     "ava_detect": "ava_detect checkpoint (backbone.*, head.*)",
@@ -312,6 +319,8 @@ class _Source:
     is_detection: Optional[bool] = None
     #: the RoIAlign ``aligned`` setting the weights were trained with, when the file tells
     aligned: Optional[bool] = None
+    #: our checkpoints: the ``class_names`` entry as stored (checked against the head when used)
+    class_names: Any = None
 
 
 def _tensor_items(state: Mapping, path: Path) -> Dict[str, Tensor]:
@@ -345,7 +354,8 @@ def _yaml_flag(cfg_text: str, section: str, key: str) -> Optional[bool]:
 
 def _from_ours(state: Dict[str, Tensor], obj: Mapping) -> _Source:
     """Our checkpoint or bare state dict: names kept; the RoIAlign setting from its stored config."""
-    src = _Source("ava_detect", {k: (k, v) for k, v in state.items()}, is_detection=True)
+    src = _Source("ava_detect", {k: (k, v) for k, v in state.items()}, is_detection=True,
+                  class_names=obj.get("class_names"))
     cfg = obj.get("config")
     if isinstance(cfg, Mapping) and isinstance(cfg.get("model"), Mapping):
         aligned = cfg["model"].get("roi_aligned")
@@ -454,6 +464,12 @@ class LoadReport:
     #: True when the detection head was (re)initialised instead of loaded
     head_initialised: bool = False
     notes: List[str] = field(default_factory=list)
+    #: fine-tuning (``target_names``): the actions whose head rows started from the file's rows
+    head_copied: List[CopiedRow] = field(default_factory=list)
+    #: fine-tuning: ``(column, name)`` of the actions whose head rows were freshly initialised
+    head_fresh: List[Tuple[int, str]] = field(default_factory=list)
+    #: fine-tuning: the label map the file's head rows were matched against ("" when none)
+    head_names_from: str = ""
 
     def summary(self, max_names: int = 8) -> str:
         def names(items: List[str]) -> str:
@@ -475,10 +491,23 @@ class LoadReport:
             lines.append(f"  missing (left at initial values): {len(self.missing)}: {names(self.missing)}")
         else:
             lines.append("  missing: none")
-        if self.head_initialised:
-            lines.append("  detection head: freshly initialised (train it before use)")
+        lines.extend(self._head_lines())
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+    def _head_lines(self) -> List[str]:
+        if not self.head_initialised:
+            return []
+        if not self.head_names_from:
+            return ["  detection head: freshly initialised (train it before use)"]
+        total = len(self.head_copied) + len(self.head_fresh)
+        lines = [f"  detection head: re-initialised for {total} actions; {len(self.head_copied)} start from the "
+                 f"file's rows of the same action name ({self.head_names_from}):"]
+        lines.extend(f"    {r.name}: file id {r.source_id} -> column {r.column}" for r in self.head_copied)
+        if self.head_fresh:
+            lines.append(f"  freshly initialised: {len(self.head_fresh)} actions: "
+                         + ", ".join(f"{name} (column {c})" for c, name in self.head_fresh))
+        return lines
 
 
 def _is_batch_count(name: str) -> bool:
@@ -543,11 +572,73 @@ def _match_backbone(src: _Source, target: Mapping[str, Tensor], report: LoadRepo
     return new_state
 
 
+@dataclass
+class _HeadTransfer:
+    """Fine-tuning: the file's head rows and which of them start which rows of the model's new head."""
+
+    weight: Tensor
+    bias: Optional[Tensor]
+    copied: List[CopiedRow]
+    fresh: List[Tuple[int, str]]
+    names_from: str
+
+
+def _source_names(src: _Source, rows: int, report: LoadReport) -> Optional[SourceNames]:
+    """The label map of the file's ``rows``-row detection head (see :mod:`ava_detect.model.head_transfer`),
+    or None when it cannot be known (a note says why, except for classification heads)."""
+    if src.layout == "ava_detect":
+        names, problem = stored_names(src.class_names, rows)
+        if names is not None:
+            return SourceNames(names, "class names stored in the checkpoint")
+        why = problem or "the checkpoint stores no class names (written before checkpoints kept them)"
+        fallback = ava_names(rows) if rows == 80 else None
+        report.notes.append(f"{why}; " + ("its 80-row head is taken to be AVA v2.2's 80 classes" if fallback
+                                          else f"its {rows}-row head cannot be matched by action name: no rows copied"))
+        return fallback
+    if src.layout == "pytorchvideo_detection" or (src.layout.startswith("pyslowfast") and src.is_detection is not False):
+        names = ava_names(rows)
+        if names is None and (src.layout == "pytorchvideo_detection" or src.is_detection):
+            report.notes.append(f"the file's detection head has {rows} rows, neither AVA's 80 nor 60 classes: "
+                                "no rows copied")
+        return names
+    return None
+
+
+def _fine_tune_plan(src: _Source, file_head: Mapping[str, Tuple[Optional[str], Tensor]], target: Mapping[str, Tensor],
+                    target_names: Mapping[int, str], report: LoadReport) -> Optional[_HeadTransfer]:
+    """With the model's label map given: how to start its head from the file's, or None to treat the
+    head as without one (it fits and names the same actions, or it is a classification head, or its
+    input width differs: the usual rules then load, drop or refuse it)."""
+    by_ours = {ours: v for ours, v in file_head.values()}
+    weight, bias = by_ours.get("head.proj.weight"), by_ours.get("head.proj.bias")
+    if weight is None or weight.dim() != 2 or weight.shape[1] != target["head.proj.weight"].shape[1]:
+        return None
+    rows = int(weight.shape[0])
+    fits = all(ours in target and target[ours].shape == v.shape for ours, v in by_ours.items())
+    notes = len(report.notes)
+    names = _source_names(src, rows, report)
+    if fits and (names is None or same_names(names.names, target_names)):
+        del report.notes[notes:]  # the head loads as it is
+        return None
+    if names is None and src.is_detection is not True and src.layout.startswith("pyslowfast"):
+        return None  # a Kinetics classification head: dropped by the usual rule
+    copied, fresh = match_rows(names.names, target_names) if names is not None else ([], list(enumerate(target_names.values())))
+    return _HeadTransfer(weight, bias, copied, fresh, names.origin if names is not None else "no label map known for it")
+
+
 def _match_head(src: _Source, target: Mapping[str, Tensor], num_classes: int, head: str, report: LoadReport,
-                path: Path) -> Dict[str, Tensor]:
-    """Our name -> tensor of the file's head when it is to be loaded (else empty: the head is dropped,
-    skipped or absent), as ``head`` asks; see :func:`load_weights`."""
+                path: Path, target_names: Optional[Mapping[int, str]] = None
+                ) -> Tuple[Dict[str, Tensor], Optional[_HeadTransfer]]:
+    """``(our name -> tensor of the file's head when it is to be loaded (else empty: the head is dropped,
+    skipped or absent), the fine-tuning plan or None)``, as ``head`` and ``target_names`` ask; see
+    :func:`load_weights`."""
     file_head = {k: (ours, v) for k, (ours, v) in src.entries.items() if ours is not None and ours.startswith("head.")}
+    if file_head and head == "auto" and target_names is not None:
+        plan = _fine_tune_plan(src, file_head, target, target_names, report)
+        if plan is not None:
+            for k in file_head:
+                report.skipped.append((k, "head of another label map (re-initialised; rows copied by action name)"))
+            return {}, plan
     load_head = bool(file_head) and head != "skip"
     if file_head and head != "skip":
         head_mismatch = [f"{k}: file {tuple(v.shape)}, model {tuple(target[ours].shape)}"
@@ -570,11 +661,11 @@ def _match_head(src: _Source, target: Mapping[str, Tensor], num_classes: int, he
         head_keys = [k for k in target if k.startswith("head.")]
         raise AvaDetectError(f"expected a detection head ({', '.join(head_keys)}) in the file, found none "
                              f"({_layout_name(src)})", path)
-    return {ours: v for ours, v in file_head.values()} if load_head else {}
+    return ({ours: v for ours, v in file_head.values()} if load_head else {}), None
 
 
 def load_weights(model: nn.Module, source: PathLike, *, head: str = "auto", strict: bool = True,
-                 progress: bool = True) -> LoadReport:
+                 progress: bool = True, target_names: Optional[Mapping[int, str]] = None) -> LoadReport:
     """Load weights into ``model`` (an :class:`~ava_detect.model.detector.ActionDetector` before
     :meth:`optimized_for_inference`) from a file or a published name; the layout is detected from the file.
 
@@ -591,6 +682,13 @@ def load_weights(model: nn.Module, source: PathLike, *, head: str = "auto", stri
         strict: every backbone tensor of the model must come from the file and every weight of the
             file must find a place in the model. With ``strict=False`` such entries are reported instead.
         progress: show a download progress bar for published names.
+        target_names: the model's label map, action id -> name in head-column order (``LabelMap.names``
+            of the label map it is trained with), for fine-tuning. Given, with ``head="auto"``: a file's
+            detection head for other actions (another number of rows, or other names) is not an error:
+            the head is re-initialised and the rows (weight row and bias) of actions whose names are also
+            in the file's label map start from the file's rows (names compared after normalising case
+            and whitespace; see :mod:`ava_detect.model.head_transfer`). ``report.head_copied`` and
+            ``report.head_fresh`` say which. A head that fits and names the same actions loads as usual.
 
     Returns:
         A :class:`LoadReport` (also logged at INFO level).
@@ -613,9 +711,13 @@ def load_weights(model: nn.Module, source: PathLike, *, head: str = "auto", stri
                         else f"{os.fspath(source)} ({os.fspath(path)})", layout=src.layout)
     _report_unused(src, report, strict, target, path)
     new_state = _match_backbone(src, target, report, strict, path)
-    head_state = _match_head(src, target, model.head.proj.out_features, head, report, path)
+    if target_names is not None and len(target_names) != model.head.proj.out_features:
+        raise ValueError(f"target_names names {len(target_names)} actions but the model's head has "
+                         f"{model.head.proj.out_features} columns")
+    head_state, plan = _match_head(src, target, model.head.proj.out_features, head, report, path, target_names)
     new_state.update(head_state)
-    missing = [k for k in target if k not in new_state and not _is_batch_count(k)]
+    missing = [k for k in target if k not in new_state and not _is_batch_count(k)
+               and not (plan is not None and k.startswith("head.proj."))]
     missing_backbone = [k for k in missing if not k.startswith("head.")]
     if missing_backbone and strict:
         raise AvaDetectError(
@@ -631,6 +733,11 @@ def load_weights(model: nn.Module, source: PathLike, *, head: str = "auto", stri
     if not head_state:
         reset_head(model.head)
         report.head_initialised = True
+        if plan is not None:
+            copy_rows(model.head.proj, plan.weight, plan.bias, plan.copied)
+            report.head_copied, report.head_fresh, report.head_names_from = plan.copied, plan.fresh, plan.names_from
+        elif target_names is not None:
+            report.head_fresh = list(enumerate(target_names.values()))
     elif src.aligned is not None and src.aligned != model.head.aligned:
         msg = (f"the weights were trained with RoIAlign aligned={src.aligned} but the model uses "
                f"aligned={model.head.aligned}: scores will differ from the reference (set model.roi_aligned={src.aligned})")
