@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -105,3 +105,32 @@ def folder_state(folder: Path) -> Dict[str, bytes]:
     to check that it changed or left nothing."""
     return {p.relative_to(folder).as_posix(): (b"<dir>" if p.is_dir() else p.read_bytes())
             for p in sorted(folder.rglob("*"))}
+
+
+#: A trained model must beat the random-score mean by at least this, and by 4 of its standard deviations.
+LEARNING_MARGIN = 0.08
+
+
+def chance_map(cfg, draws: int = 50) -> Tuple[float, float]:
+    """Mean and standard deviation of the frame-mAP of uniform random scores on the validation
+    boxes (same split, same evaluator)."""
+    import numpy as np
+    import torch
+
+    from ava_detect.data.dataset import build_dataset
+    from ava_detect.engine.inference import build_evaluator
+
+    dataset = build_dataset(cfg, "val")
+    kf = dataset.keyframes
+    counts = np.diff(kf.offsets)
+    video_ids = list(np.repeat(kf.video_ids, counts))
+    seconds = torch.from_numpy(np.repeat(kf.seconds, counts))
+    boxes = torch.from_numpy(kf.boxes)
+    rng = np.random.default_rng(0)
+    maps = []
+    for _ in range(draws):
+        evaluator = build_evaluator(cfg)
+        evaluator.add(video_ids, seconds, boxes, torch.from_numpy(rng.random((len(boxes), len(dataset.class_ids)))),
+                      dataset.class_ids)
+        maps.append(evaluator.evaluate().mAP)
+    return float(np.mean(maps)), float(np.std(maps))

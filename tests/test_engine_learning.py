@@ -22,36 +22,10 @@ learning rate 0.1, tested at 112 px).
 from __future__ import annotations
 
 import json
-from typing import Tuple
 
-import numpy as np
-import torch
-
+from common import LEARNING_MARGIN as MARGIN
+from common import chance_map
 from ava_detect.config import load_config
-from ava_detect.data.dataset import build_dataset
-from ava_detect.engine.inference import build_evaluator
-
-#: The trained model must beat the random-score mean by at least this, and by 4 of its standard deviations.
-MARGIN = 0.08
-
-
-def chance_map(cfg, draws: int = 50) -> Tuple[float, float]:
-    """Mean and standard deviation of the frame-mAP of uniform random scores on the validation
-    boxes (same split, same evaluator)."""
-    dataset = build_dataset(cfg, "val")
-    kf = dataset.keyframes
-    counts = np.diff(kf.offsets)
-    video_ids = list(np.repeat(kf.video_ids, counts))
-    seconds = torch.from_numpy(np.repeat(kf.seconds, counts))
-    boxes = torch.from_numpy(kf.boxes)
-    rng = np.random.default_rng(0)
-    maps = []
-    for _ in range(draws):
-        evaluator = build_evaluator(cfg)
-        evaluator.add(video_ids, seconds, boxes, torch.from_numpy(rng.random((len(boxes), len(dataset.class_ids)))),
-                      dataset.class_ids)
-        maps.append(evaluator.evaluate().mAP)
-    return float(np.mean(maps)), float(np.std(maps))
 
 
 def test_quickstart_slowfast_learns_synthetic_actions(quickstart_run):

@@ -4,7 +4,7 @@ import -> train -> test -> annotate) in a short version."""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common import CPU, cli_error, folder_state
+from common import CPU, LEARNING_MARGIN, chance_map, cli_error, folder_state
 from cvat_inputs import HOSTILE, write_good_export, write_hostile_exports
 
 from ava_detect.cli import main
@@ -202,37 +202,32 @@ def test_a_bad_export_is_one_error_and_writes_nothing(hostile, name, capsys):
 # ----------------------------------------------------------------------------- the worked example
 
 
-def test_worked_example_learns(tmp_path, capsys):
-    """The README's "Train on your own videos", short: CVAT exports of 6 synthetic videos at 25 fps,
-    imported, a tiny SlowFast trained on CPU, tested, and a video annotated."""
-    from ava_detect.evaluation.frame_map import frame_map, load_labelmap, read_inputs
-
+def test_worked_example_learns(quickstart_run, tmp_path, capsys):
+    """The README's "Train on your own videos", short: CVAT exports of 6 synthetic videos at 25 fps
+    from second 0, imported, fine-tuned from the quickstart's model (its actions found by name in the
+    imported label map), tested well above chance, and a video annotated."""
     ex, ds = tmp_path / "example", tmp_path / "dataset"
-    assert main(["prep", "cvat-example", "--out", str(ex), "--videos", "6", "--seconds", "10", "--size", "128x96",
-                 "--seed", "0"]) == 0
+    assert main(["prep", "cvat-example", "--out", str(ex), "--videos", "6", "--seconds", "10", "--size", "160x120",
+                 "--seed", "5"]) == 0
     assert _import(ex, ds, "--val-fraction", "0.34") == 0
-    overrides = ["data.num_workers=0", "model.num_frames=8", "data.train_jitter_min=64", "data.train_jitter_max=80",
-                 "data.train_crop_size=64", "data.test_short_side=64", "train.batch_size=4",
-                 "train.reference_batch_size=4", "train.base_lr=0.05", "train.warmup_epochs=0", "train.epochs=12",
-                 "train.eval_period=0", "train.amp=false", "test.batch_size=4", *CPU]
+    capsys.readouterr()
+    pretrained = quickstart_run / "train" / "checkpoints" / "last.pth"
+    overrides = [f"train.weights={pretrained}", "train.epochs=3", "train.base_lr=0.02", "train.warmup_epochs=0",
+                 "train.eval_period=0", "train.checkpoint_period=0", *CPU]
     assert main(["train", "--config", str(ds / "config.yaml"), *overrides]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"stand", printed) and "copied" in printed, printed
     weights = ds / "runs" / "train" / "checkpoints" / "last.pth"
-    assert main(["test", "--config", str(ds / "config.yaml"), "--weights", str(weights), "--no-progress",
-                 *overrides]) == 0
-    out = ds / "runs" / "test"
-    labelmap = load_labelmap(str(DatasetLayout(ds).labelmap))
-    gt, det, excluded = read_inputs(gt_path=str(DatasetLayout(ds).ground_truth("val")),
-                                    pred_path=str(out / "detections.csv"), exclusions_path=None)
-    learned = frame_map(gt=gt, detections=det, labelmap=labelmap, excluded_keys=excluded).mAP
-    rng = np.random.default_rng(0)  # chance: the same boxes with random scores
-    chance = np.mean([frame_map(gt=gt, detections=dataclasses.replace(det, scores=rng.random(len(det))),
-                                labelmap=labelmap, excluded_keys=excluded).mAP for _ in range(5)])
-    print(f"worked example: val mAP {learned:.3f}, chance {chance:.3f}")
-    assert learned > chance + 0.15, (learned, chance)
+    assert main(["test", "--config", str(ds / "config.yaml"), "--weights", str(weights), "--no-progress", *CPU]) == 0
+    report = json.loads((ds / "runs" / "test" / "report.json").read_text())
+    learned = report["mAP"]
+    chance, spread = chance_map(load_config(ds / "config.yaml", CPU))
+    print(f"worked example: val mAP {learned:.3f}, chance {chance:.3f} +- {spread:.3f}")
+    assert learned > chance + max(LEARNING_MARGIN, 4 * spread), (learned, chance, spread)
 
     video = sorted((ex / "videos").glob("*.mp4"))[0]
     assert main(["annotate", str(video), "--config", str(ds / "config.yaml"), "--weights", str(weights),
                  "--detector", "csv", "--boxes", str(ex / "detector_boxes.csv"), "--out", str(tmp_path / "a.mp4"),
-                 "--csv", str(tmp_path / "a.csv"), "--device", "cpu", "model.num_frames=8",
-                 "data.test_short_side=64"]) == 0
-    assert (tmp_path / "a.mp4").stat().st_size > 0 and (tmp_path / "a.csv").read_text().strip()
+                 "--csv", str(tmp_path / "a.csv"), "--device", "cpu"]) == 0
+    rows = (tmp_path / "a.csv").read_text().splitlines()
+    assert rows and all(row.split(",")[0] == video.stem and int(row.split(",")[1]) < 10 for row in rows)
