@@ -134,17 +134,15 @@ def _check_flags(args: argparse.Namespace) -> None:
 def _prelabeller(args: argparse.Namespace, cfg, device):
     """The CVAT pre-labeller of --cvat / --labelmap / --weights / --action-threshold (None without --cvat)."""
     from ava_detect.data.labelmaps import resolve_labelmap
-    from ava_detect.detection.prelabel import CvatPrelabeller, predictor_for
-    from ava_detect.errors import AvaDetectError
+    from ava_detect.detection.prelabel import CvatPrelabeller, check_labelmap_fits, predictor_for
 
     if args.cvat is None:
         return None
     labelmap = resolve_labelmap(args.labelmap, kind="all", data=cfg.data)
-    if args.weights is not None and cfg.model.num_classes != len(labelmap):
-        raise AvaDetectError(f"model.num_classes={cfg.model.num_classes} but the label map has {len(labelmap)} "
-                             f"classes; pass the label map the model was trained with (--labelmap) or its config "
-                             f"(--config)", labelmap.path)
-    predictor = predictor_for(cfg, args.weights, device) if args.weights is not None else None
+    predictor = None
+    if args.weights is not None:
+        check_labelmap_fits(cfg, labelmap)  # before the weights are loaded
+        predictor = predictor_for(cfg, args.weights, device)
     return CvatPrelabeller.from_config(cfg, args.cvat, labelmap=labelmap, predictor=predictor, weights=args.weights,
                                        action_threshold=args.action_threshold)
 

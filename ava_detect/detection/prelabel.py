@@ -113,9 +113,8 @@ class CvatPrelabeller:
         Raises:
             AvaDetectError: ``model.num_classes`` (with a ``predictor``) differs from the label map's size.
         """
-        if predictor is not None and cfg.model.num_classes != len(labelmap):
-            raise AvaDetectError(f"model.num_classes={cfg.model.num_classes} but the label map has {len(labelmap)} "
-                                 f"classes; pass the label map the model was trained with (--labelmap)", labelmap.path)
+        if predictor is not None:
+            check_labelmap_fits(cfg, labelmap)
         a = cfg.annotate
         threshold = float(a.threshold if action_threshold is None else action_threshold)
         model = None
@@ -216,7 +215,10 @@ class CvatPrelabeller:
         out: List[torch.Tensor] = []
         for start in range(0, len(detections), self.batch_size):
             clips = []
-            for kd in detections[start:start + self.batch_size]:
+            for kd, b in zip(detections[start:start + self.batch_size], boxes[start:start + self.batch_size]):
+                if not len(b):  # nobody to score: no clip to read
+                    clips.append(np.zeros((0,), dtype=np.uint8))
+                    continue
                 centre = int(round((kd.second - second_offset) * fps))
                 idx = clip_frame_indices(centre, num_frames=self.num_frames, sampling_rate=self.sampling_rate,
                                          num_video_frames=info.num_frames)
@@ -233,6 +235,18 @@ def _clipped(kd: "KeyframeDetections") -> np.ndarray:
     return b
 
 
+def check_labelmap_fits(cfg: "Config", labelmap: "LabelMap") -> None:
+    """Refuse a label map whose size is not ``model.num_classes`` (the action model's columns).
+
+    Raises:
+        AvaDetectError: naming both sizes and the label map file.
+    """
+    if cfg.model.num_classes != len(labelmap):
+        raise AvaDetectError(f"model.num_classes={cfg.model.num_classes} but the label map has {len(labelmap)} "
+                             f"classes; pass the label map the model was trained with (--labelmap) or its config "
+                             f"(--config)", labelmap.path)
+
+
 def predictor_for(cfg: "Config", weights: str, device: torch.device) -> "ActionPredictor":
     """The action model of ``cfg.model`` with ``weights``, whose detection head must be in the file
     (pre-labels from a freshly initialised head would be noise).
@@ -245,4 +259,4 @@ def predictor_for(cfg: "Config", weights: str, device: torch.device) -> "ActionP
     return build_predictor(cfg, weights=weights, device=device, head="load")
 
 
-__all__ = ["CvatPrelabeller", "VideoPrelabels", "LABELS_FILE", "PERSON", "predictor_for"]
+__all__ = ["CvatPrelabeller", "VideoPrelabels", "LABELS_FILE", "PERSON", "check_labelmap_fits", "predictor_for"]

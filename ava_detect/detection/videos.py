@@ -102,8 +102,9 @@ class DetectProgress:
     an object with the same two methods that prints and shows a progress bar."""
 
     def start(self, *, videos: int, resumed: int, keyframes: int, detector: Optional[str]) -> None:
-        """Before detecting: ``videos`` in all, ``resumed`` already done, ``keyframes`` to detect, and the
-        detector's one-line description (None when nothing is left to detect)."""
+        """Before detecting: ``videos`` in all (this process's share under ``torchrun``), ``resumed`` already
+        done, ``keyframes`` to detect, and the detector's one-line description (None when nothing is left
+        to detect)."""
 
     def keyframe(self, video: Path) -> None:
         """One keyframe of ``video`` detected."""
@@ -355,8 +356,8 @@ def detect_videos(
         if cvat is not None:
             written.append(cvat.write(job[0], job[1], found_boxes, second_offset=second_offset, fps=fps,
                                       record=records[job[0]]))
-    return _finish(found, plan, todo, written, shard.gather(_share(plan, todo, written, parts)), out=out, parts=parts,
-                   cvat=cvat, gt=gt, shard=shard)
+    return _finish(found, shard.gather(_share(plan, todo, written, parts)), out=out, parts=parts, cvat=cvat, gt=gt,
+                   shard=shard)
 
 
 def _share(plan: Sequence[_Job], todo: Sequence[_Job], written: Sequence["VideoPrelabels"],
@@ -369,16 +370,15 @@ def _share(plan: Sequence[_Job], todo: Sequence[_Job], written: Sequence["VideoP
             "xml_boxes": sum(w.boxes for w in written), "checked": sum(w.checked for w in written)}
 
 
-def _finish(found: Sequence[Path], plan: Sequence[_Job], todo: Sequence[_Job], written: Sequence["VideoPrelabels"],
-            shares: Sequence[Dict[str, int]], *, out: Optional[Path], parts: Optional[Path],
+def _finish(found: Sequence[Path], shares: Sequence[Dict[str, int]], *, out: Optional[Path], parts: Optional[Path],
             cvat: Optional["CvatPrelabeller"], gt: Optional[pd.DataFrame], shard: Shard) -> DetectResult:
     """Once every process is done (``shares`` gathered): the first one writes the label definition, joins
     the box CSV and compares it with the ground truth; every one returns the totals."""
     total = {k: sum(s[k] for s in shares) for k in shares[0]}
-    report, labels = None, None
+    report = None
     if shard.is_main:
         if cvat is not None:
-            labels = cvat.write_labels()
+            cvat.write_labels()
         if out is not None:
             detected_keys, sizes, n_boxes = _join(found, parts, out)
             shutil.rmtree(parts)
