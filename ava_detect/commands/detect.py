@@ -134,7 +134,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 def _prelabeller(args: argparse.Namespace, cfg, device):
     """The CVAT pre-labeller of --cvat / --labelmap / --weights / --action-threshold (None without --cvat)."""
     from ava_detect.data.labelmaps import resolve_labelmap
-    from ava_detect.detection.prelabel import CvatPrelabeller, check_labelmap_fits, predictor_for
+    from ava_detect.annotate.prelabel import CvatPrelabeller, check_labelmap_fits, predictor_for
 
     if args.cvat is None:
         return None
@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
     from ava_detect.config import load_config
     from ava_detect.data.time_axis import TimeAxis
     from ava_detect.detection import DetectProgress, detect_videos
-    from ava_detect.detection.sharding import Shard
+    from ava_detect.detection.sharding import WAIT_MINUTES, Shard
+    from ava_detect.engine import distributed as du
     from ava_detect.io_paths import IOPaths
 
     _check_flags(args)
@@ -183,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     IOPaths().input("--config", args.config).input("--labelmap", args.labelmap).input("--weights", args.weights) \
         .output("--out", args.out).folder("--cvat", args.cvat).check()
     second_offset, every, seconds = _keyframes(args, TimeAxis.from_config(cfg.data))
-    shard, device = Shard.from_env(args.device)
+    device = du.init_from_env(args.device, timeout_minutes=WAIT_MINUTES)  # torchrun: this process's share
+    shard = Shard.current()
     try:
         progress = _Progress() if shard.is_main else DetectProgress()
         try:
@@ -195,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
             if shard.is_main:
                 progress.close()
     finally:
-        shard.close()
+        du.cleanup()
     if shard.is_main:
         _print_summary(result)
     return 0

@@ -1,28 +1,25 @@
 """Sharding ``detect`` over the processes of a ``torchrun`` launch: each video is done by exactly one process.
 
-``torchrun --nproc_per_node N -m ava_detect.cli detect ...`` starts N processes (``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK``); :meth:`Shard.from_env` joins their process group (gloo on the CPU, NCCL on GPUs) and picks
-this process's device (``cuda:LOCAL_RANK``; :func:`~ava_detect.engine.distributed.select_device`). The
-videos, sorted by path, are dealt out round robin: video ``i`` of the sorted list belongs to process
-``i % N``. Every process writes the outputs of its own videos (its parts of the box CSV, its CVAT XMLs);
-:meth:`Shard.gather` then waits for all of them, and the first process joins the box CSV and prints the
-summary. Without torchrun there is one shard that owns every video, and nothing waits.
+``torchrun --nproc_per_node N -m ava_detect.cli detect ...`` starts N processes; the command joins
+their process group (:func:`~ava_detect.engine.distributed.init_from_env`, as ``train`` and ``test`` do:
+gloo on the CPU, NCCL on GPUs, ``cuda:LOCAL_RANK`` per process) and hands :meth:`Shard.current` to
+:func:`~ava_detect.detection.detect_videos`. The videos, sorted by path, are dealt out round robin:
+video ``i`` of the sorted list belongs to process ``i % N`` (:meth:`Shard.owned`). Every process writes
+the outputs of its own videos (its parts of the box CSV, its CVAT XMLs); :meth:`Shard.gather` then
+waits for all of them, and the first process (:attr:`Shard.is_main`) joins the box CSV and reports.
+Without a process group there is one shard that owns every video, and nothing waits.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Sequence
 
-import torch
+import torch.distributed as dist
 
-from ava_detect.engine import distributed as du
-
-logger = logging.getLogger(__name__)
-
-#: How long a process waits for the others (minutes): a shard may take hours longer than another.
+#: How long a process of ``detect`` waits for the others (minutes): one share may take hours longer
+#: than another, and a process that fails ends the launch anyway (torchrun stops the others).
 WAIT_MINUTES = 7 * 24 * 60.0
 
 
@@ -38,17 +35,11 @@ class Shard:
     world_size: int = 1
 
     @classmethod
-    def from_env(cls, device: str = "auto") -> Tuple["Shard", torch.device]:
-        """Join the ``torchrun`` process group, if any, and pick this process's device (``--device``).
-
-        Raises:
-            AvaDetectError: a device that cannot be used (see :func:`~ava_detect.engine.distributed.select_device`).
-        """
-        chosen = du.init_from_env(device, timeout_minutes=WAIT_MINUTES)
-        shard = cls(rank=du.get_rank(), world_size=du.get_world_size())
-        if shard.world_size > 1:
-            logger.debug("detect: process %d of %d on %s", shard.rank, shard.world_size, chosen)
-        return shard, chosen
+    def current(cls) -> "Shard":
+        """The share of this process in the process group it has joined (the whole when none)."""
+        if dist.is_available() and dist.is_initialized():
+            return cls(rank=dist.get_rank(), world_size=dist.get_world_size())
+        return cls()
 
     @property
     def is_main(self) -> bool:
@@ -61,18 +52,15 @@ class Shard:
         order = {v: i for i, v in enumerate(sorted(videos, key=str))}
         return [v for v in videos if order[v] % self.world_size == self.rank]
 
+    def barrier(self) -> None:
+        """Wait for every process."""
+        if self.world_size > 1:
+            dist.barrier()
+
     def gather(self, value: Any) -> List[Any]:
         """Wait for every process and collect one picklable ``value`` from each (in rank order)."""
         if self.world_size == 1:
             return [value]
-        return du.all_gather_object(value)
-
-    def barrier(self) -> None:
-        """Wait for every process."""
-        if self.world_size > 1:
-            du.barrier()
-
-    def close(self) -> None:
-        """Leave the process group (once the command is done)."""
-        if self.world_size > 1:
-            du.cleanup()
+        out: List[Any] = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out

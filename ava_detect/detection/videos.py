@@ -13,7 +13,7 @@ unchanged (other settings, or ``restart``, start over; a changed video is detect
 folder is made when the first video is done. The output appears only when all videos are done.
 
 With a CVAT folder (``cvat``), each video also gets a "CVAT for video 1.1" XML of the people found,
-tracked across keyframes (:mod:`ava_detect.detection.prelabel`), resumable the same way (a record of
+tracked across keyframes (:mod:`ava_detect.annotate.prelabel`), resumable the same way (a record of
 the settings, the video as it was and its keyframes beside each XML; :mod:`ava_detect.reuse`). A
 video is detected again when its part or its XML is missing or stale.
 
@@ -29,7 +29,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
 import pandas as pd
 import torch
@@ -40,7 +40,6 @@ from ava_detect.data.video import VideoInfo, list_videos, probe_video
 from ava_detect.detection import build_detector, keyframes
 from ava_detect.detection.base import PersonDetector
 from ava_detect.detection.evaluation import PersonBoxReport, evaluate_person_boxes
-from ava_detect.detection.prelabel import LABELS_FILE
 from ava_detect.detection.sharding import Shard
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open
@@ -50,7 +49,6 @@ from ava_detect.io_paths import IOPaths
 
 if TYPE_CHECKING:
     from ava_detect.config import DetectorConfig
-    from ava_detect.detection.prelabel import CvatPrelabeller, VideoPrelabels
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +95,43 @@ class DetectResult:
     cvat: Optional[PrelabelSummary] = None
 
 
+class VideoOutputs(Protocol):
+    """What a :class:`PerVideoOutput` wrote for one video."""
+
+    tracks: int
+    boxes: int
+    checked: int
+
+
+class PerVideoOutput(Protocol):
+    """An output file per video made from its keyframe detections, beside the box CSV or instead of it:
+    what :func:`detect_videos` asks of it. The one there is: CVAT pre-labels,
+    :class:`~ava_detect.annotate.prelabel.CvatPrelabeller`."""
+
+    folder: Path
+    #: ``(flag, path)`` of the files it reads (never to be written).
+    inputs: List[Tuple[str, Optional[str]]]
+
+    def output_names(self, videos: Sequence[Path]) -> List[str]:
+        """The names it writes into :attr:`folder` for ``videos``."""
+
+    def settings(self) -> Dict[str, Any]:
+        """What its outputs depend on besides the detections (JSON values)."""
+
+    def why_not_current(self, video: Path, record: Dict[str, Any]) -> Optional[str]:
+        """None when ``video``'s output was made with ``record``; else why it must be made (``"missing"``, ...)."""
+
+    def write(self, video: Path, info: VideoInfo, detections: Sequence[keyframes.KeyframeDetections], *,
+              second_offset: int, fps: int, record: Dict[str, Any]) -> VideoOutputs:
+        """Write ``video``'s output from its keyframes' detections, recorded as made with ``record``."""
+
+    def write_labels(self) -> Path:
+        """Write what the outputs share (once, by the first process, at the end)."""
+
+    def labels_path(self) -> Path:
+        """Where :meth:`write_labels` writes."""
+
+
 class DetectProgress:
     """What :func:`detect_videos` reports while it runs: these methods do nothing; the command line passes
     an object with the same two methods that prints and shows a progress bar."""
@@ -131,7 +166,7 @@ def find_videos(paths: Sequence[PathLike]) -> List[Path]:
 
 
 def declared_paths(videos: Sequence[Path], out: Optional[Path], detector: "DetectorConfig",
-                   ground_truth: Optional[PathLike] = None, *, cvat: Optional["CvatPrelabeller"] = None) -> IOPaths:
+                   ground_truth: Optional[PathLike] = None, *, cvat: Optional["PerVideoOutput"] = None) -> IOPaths:
     """What :func:`detect_videos` reads (videos, ground truth, the detector's files) and writes
     (``out``, and its resumable parts folder beside it; the CVAT folder with an XML per video and
     the label definition)."""
@@ -197,7 +232,7 @@ def _part_is_current(parts: Path, job: _Job) -> bool:
     return current
 
 
-def _needs_work(job: _Job, parts: Optional[Path], cvat: Optional["CvatPrelabeller"], record: Dict[str, Any],
+def _needs_work(job: _Job, parts: Optional[Path], cvat: Optional["PerVideoOutput"], record: Dict[str, Any],
                 restart: bool) -> bool:
     """Whether a video must be detected (again): its part of the box CSV or its CVAT XML is missing or stale."""
     if parts is not None and not _part_is_current(parts, job):
@@ -299,7 +334,7 @@ def detect_videos(
     ground_truth: Optional[PathLike] = None,
     restart: bool = False,
     progress: Optional[DetectProgress] = None,
-    cvat: Optional["CvatPrelabeller"] = None,
+    cvat: Optional["PerVideoOutput"] = None,
     shard: Optional[Shard] = None,
 ) -> DetectResult:
     """Detect people at the keyframes of ``videos`` and write one AVA box CSV ``out`` and / or CVAT
@@ -317,9 +352,9 @@ def detect_videos(
         ground_truth: AVA ground-truth CSV to compare the boxes with (read before the long part).
         restart: discard the finished videos of an earlier call.
         progress: told what is being done (:class:`DetectProgress`).
-        cvat: also write CVAT pre-labels, one XML per video (:class:`~ava_detect.detection.prelabel.CvatPrelabeller`).
+        cvat: also write CVAT pre-labels, one XML per video (:class:`~ava_detect.annotate.prelabel.CvatPrelabeller`).
         shard: this process's share of a ``torchrun`` launch (:class:`~ava_detect.detection.sharding.Shard`;
-            default: one process does every video).
+            default: that of the process group joined, or every video).
 
     Returns:
         The same totals in every process; the ground-truth report in the first one only.
@@ -329,7 +364,7 @@ def detect_videos(
             input or a folder, a bad ground-truth file, detector errors, nothing to write. ``out`` is
             written only at the end.
     """
-    progress, shard = progress or DetectProgress(), shard or Shard()
+    progress, shard = progress or DetectProgress(), shard or Shard.current()
     if out is None and cvat is None:
         raise AvaDetectError("nothing to write: give a box CSV (--out) and / or a CVAT folder (--cvat)")
     out = None if out is None else Path(out)
@@ -360,7 +395,7 @@ def detect_videos(
                    shard=shard)
 
 
-def _share(plan: Sequence[_Job], todo: Sequence[_Job], written: Sequence["VideoPrelabels"],
+def _share(plan: Sequence[_Job], todo: Sequence[_Job], written: Sequence["VideoOutputs"],
            parts: Optional[Path]) -> Dict[str, int]:
     """This process's counts: its videos, resumed ones, keyframes, box-CSV rows, and what its XMLs hold."""
     rows = sum(int(json.loads((parts / f"{v.stem}.json").read_text(encoding="utf-8"))["boxes"]) for v, _, _ in plan) \
@@ -371,7 +406,7 @@ def _share(plan: Sequence[_Job], todo: Sequence[_Job], written: Sequence["VideoP
 
 
 def _finish(found: Sequence[Path], shares: Sequence[Dict[str, int]], *, out: Optional[Path], parts: Optional[Path],
-            cvat: Optional["CvatPrelabeller"], gt: Optional[pd.DataFrame], shard: Shard) -> DetectResult:
+            cvat: Optional["PerVideoOutput"], gt: Optional[pd.DataFrame], shard: Shard) -> DetectResult:
     """Once every process is done (``shares`` gathered): the first one writes the label definition, joins
     the box CSV and compares it with the ground truth; every one returns the totals."""
     total = {k: sum(s[k] for s in shares) for k in shares[0]}
@@ -388,7 +423,7 @@ def _finish(found: Sequence[Path], shares: Sequence[Dict[str, int]], *, out: Opt
                                                detected_keys=detected_keys, image_sizes=sizes)
     prelabels = None
     if cvat is not None:
-        prelabels = PrelabelSummary(folder=cvat.folder, labels=cvat.folder / LABELS_FILE, written=total["xmls"],
+        prelabels = PrelabelSummary(folder=cvat.folder, labels=cvat.labels_path(), written=total["xmls"],
                                     tracks=total["tracks"], boxes=total["xml_boxes"], checked=total["checked"])
     return DetectResult(out=out, videos=total["videos"], resumed=total["resumed"], keyframes=total["keyframes"],
                         boxes=total["rows"] if out is not None else total["xml_boxes"], report=report, cvat=prelabels)

@@ -21,6 +21,9 @@ upright too), clipped to the frame.
 ``clip_frame_indices(centre, ...)`` of the ``fps`` axis (``centre = (s - second_offset) * fps``),
 read with :func:`~ava_detect.data.video.read_video_frames`, through the test transform.
 
+This is what :func:`~ava_detect.detection.detect_videos` writes per video with ``cvat=`` (a
+:class:`~ava_detect.detection.videos.PerVideoOutput`); ``ava-detect detect --cvat`` builds it.
+
 **Resumable.** Each XML is recorded with the settings it was made with, its video as it was and its
 keyframes (:mod:`ava_detect.reuse`); a run with the same settings skips videos whose XML is current.
 """
@@ -41,6 +44,7 @@ from ava_detect.annotate.tracking import IoUTracker
 from ava_detect.data.frame_numbers import frame_shown_at, frame_times
 from ava_detect.data.sampler import clip_frame_indices
 from ava_detect.data.video import VideoInfo, read_video_frames
+from ava_detect.detection.videos import file_identity
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import PathLike, atomic_open
 
@@ -120,7 +124,6 @@ class CvatPrelabeller:
         model = None
         if predictor is not None:
             from ava_detect.config import config_to_dict
-            from ava_detect.detection.videos import file_identity
 
             model = {"weights": file_identity(weights), "model": config_to_dict(cfg)["model"],
                      "test_short_side": cfg.data.test_short_side, "mean": list(cfg.data.mean),
@@ -150,12 +153,16 @@ class CvatPrelabeller:
         """None when ``video``'s XML was made with ``record`` (settings, video as it is, keyframes); else why not."""
         return reuse.why_not_reusable(self.xml_path(video), record)
 
+    def labels_path(self) -> Path:
+        """``<folder>/labels.json``."""
+        return self.folder / LABELS_FILE
+
     def write_labels(self) -> Path:
         """Write ``labels.json`` (CVAT's label constructor, Raw: one ``person`` label, a checkbox per action)."""
         from ava_detect.cvat.writer import label_constructor
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / LABELS_FILE
+        path = self.labels_path()
         with atomic_open(path, "w", encoding="utf-8") as f:
             f.write(json.dumps(label_constructor(self.actions), indent=2) + "\n")
         return path
