@@ -202,6 +202,8 @@ def build_workspace(work: Path) -> Dict[str, str]:
     p["notes"] = _write(work / "notes.txt", "a file where a folder is expected\n")
     p["afolder"] = work / "afolder"
     p["afolder"].mkdir()
+    p["cvat_in"] = work / "cvat_in"  # a folder whose labels.json is given as the label map
+    _write(p["cvat_in"] / "labels.json", p["labelmap"].read_bytes())
     p["raw"] = work / "raw"
     p["raw"].mkdir()
     shutil.copy(video, p["raw"] / f"{vid}.mp4")
@@ -384,6 +386,33 @@ def cases() -> List[Case]:
                                                   "--detector-weights", "{w_garbage}", "--device", "cpu", "--out",
                                                   "{work}/o_boxes.csv"], says="garbage.pth"),
         Case("detect: min size 0", [*det_out, "--min-size", "0"], says="min_size"),
+        Case("detect: CVAT pre-labels", [*det, "--cvat", "{work}/o_cvat"], expect="ok"),
+        Case("detect: neither --out nor --cvat", det, says="nothing to write"),
+        Case("detect: --cvat is a file", [*det, "--cvat", "{notes}"], says="is a file; expected a folder"),
+        Case("detect: --cvat under a file", [*det, "--cvat", "{notes}/cvat"], says="is a file, not a folder"),
+        Case("detect: --cvat writes over the label map", [*det, "--cvat", "{cvat_in}", "--labelmap",
+                                                           "{cvat_in}/labels.json"], says="same file as --labelmap"),
+        Case("detect: --out is the label map", [*det, "--cvat", "{work}/o_cvat", *lm, "--out", "{labelmap}"],
+             says="refusing to overwrite"),
+        Case("detect: --weights without --cvat", [*det_out, "--weights", "{weights}"], says="give --cvat"),
+        Case("detect: --action-threshold without --weights", [*det, "--cvat", "{work}/o_cvat", "--action-threshold",
+                                                               "0.5"], says="needs --weights"),
+        Case("detect: --action-threshold 2", [*det, "--cvat", "{work}/o_cvat", "--action-threshold", "2"],
+             says="action-threshold"),
+        Case("detect: label map does not fit the model", [*det, "--cvat", "{work}/o_cvat", "--config", "{tiny}",
+                                                           "model.num_classes=7", "model.num_frames=8", "--weights",
+                                                           "{weights}"], says="label map has 80 classes"),
+        Case("detect: weights with another number of actions", [*det, "--cvat", "{work}/o_cvat", "--config", "{tiny}",
+                                                                 "model.num_frames=8", "--weights", "{weights}"],
+             says="tiny.pth.*(7|80)"),
+        Case("detect: weights of another model", [*det, "--cvat", "{work}/o_cvat", "--config", "{tiny}", *lm,
+                                                   "model.num_classes=7", "model.num_frames=8", "--weights",
+                                                   "{w_other_arch}"], says="r101.pth"),
+        Case("detect: garbage action weights", [*det, "--cvat", "{work}/o_cvat", "--config", "{tiny}", *lm,
+                                                 "model.num_classes=7", "--weights", "{w_garbage}"], says="garbage.pth"),
+        Case("detect: action weights that run code", [*det, "--cvat", "{work}/o_cvat", "--config", "{tiny}", *lm,
+                                                       "model.num_classes=7", "--weights", "{w_pickle}"],
+             says="refused|would run code"),
         # --- prep
         Case("prep synthetic: --out is a file", [*syn, "--out", "{notes}"], says="is a file"),
         Case("prep synthetic: frame size 0x0", [*syn[:-3], "--size", "0x0", "--out", "{work}/s"], says="size"),

@@ -62,9 +62,11 @@ def load_annotate_config(config: Optional[PathLike], overrides: Sequence[str] = 
     return load_config(config, overrides)
 
 
-def build_predictor(cfg: Config, *, weights: str, device: Union[str, torch.device] = "cpu") -> ActionPredictor:
+def build_predictor(cfg: Config, *, weights: str, device: Union[str, torch.device] = "cpu",
+                    head: str = "auto") -> ActionPredictor:
     """The action model of ``cfg.model`` with ``weights`` (a file or a published name), in eval mode on
     ``device`` (batch norm folded when ``annotate.fuse_bn``), behind the test transform; bf16 when ``test.bf16``.
+    ``head``: as :func:`~ava_detect.model.load_weights` (``"load"``: the file must hold a head that fits).
 
     Raises:
         AvaDetectError: weights that cannot be read or do not fit the model.
@@ -73,7 +75,7 @@ def build_predictor(cfg: Config, *, weights: str, device: Union[str, torch.devic
 
     device = torch.device(device)
     model = build_model(cfg)
-    load_weights(model, weights)  # logs what was loaded
+    load_weights(model, weights, head=head)  # logs what was loaded
     model.eval()
     if cfg.annotate.fuse_bn:
         model = model.optimized_for_inference(channels_last=device.type == "cuda")

@@ -1,10 +1,10 @@
 """Person boxes at the keyframes of a video file: which seconds, which frames, and the detector run.
 
-A keyframe is a whole second ``s`` of the AVA time axis. In a video file, second ``s`` is file
-time ``s - second_offset``: prepared AVA videos start at movie second 900 (``second_offset`` 900,
-the default of ``ava-detect detect``), a user's clip at 0. The keyframe's picture is frame
-``(s - second_offset) * fps`` of the 30 fps time axis (:func:`~ava_detect.data.video.read_video_frames`),
-the centre frame of the clip the action model sees.
+A keyframe is a whole second ``s`` of the dataset's time axis (:class:`~ava_detect.data.time_axis.TimeAxis`).
+In a video file, second ``s`` is file time ``s - second_offset``: prepared AVA videos start at movie
+second 900 (``second_offset`` 900, ``data.start_second`` of the AVA config), a user's clip at 0. The
+keyframe's picture is frame ``(s - second_offset) * fps`` of the ``fps`` time axis (``data.fps``, 30;
+:func:`~ava_detect.data.video.read_video_frames`), the centre frame of the clip the action model sees.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from ava_detect.data.constants import FPS
+from ava_detect.data.time_axis import AVA
 from ava_detect.data.video import read_video_frames
 from ava_detect.detection.base import PersonDetector
 from ava_detect.errors import AvaDetectError
@@ -97,7 +97,7 @@ class KeyframeDetections:
 
 def detect_keyframes(
     path: PathLike, *, detector: PersonDetector, video_id: str, seconds: Sequence[int], second_offset: int,
-    num_frames: int, fps: int = FPS, chunk: int = 8,
+    num_frames: int, fps: int = AVA.fps, chunk: int = 8,
 ) -> Iterator[KeyframeDetections]:
     """Run ``detector`` on the keyframes ``seconds`` of one video, ``chunk`` frames decoded at a time.
 
@@ -105,6 +105,7 @@ def detect_keyframes(
         path: the video file.
         video_id: its id (the key the csv detector looks boxes up by).
         num_frames: frames of the video on the ``fps`` axis (:func:`~ava_detect.data.video.probe_video`).
+        fps: the frame-index time axis (``data.fps``; :class:`~ava_detect.data.time_axis.TimeAxis`).
 
     Yields:
         :class:`KeyframeDetections` in the order of ``seconds``.
