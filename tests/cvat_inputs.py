@@ -32,7 +32,7 @@ def write_good_export(video: Path, gt_csv: Path, labelmap: Path, out: Path, *, t
     from ava_detect.cvat.model import CvatTask
     from ava_detect.cvat.writer import write_cvat_xml
     from ava_detect.data.ava_files import read_ground_truth, read_labelmap
-    from ava_detect.data.video_reader import frame_times
+    from ava_detect.data.frame_numbers import frame_times
     from ava_detect.data.video import probe_video
     from ava_detect.synthetic.cvat_example import ground_truth_tracks
 

@@ -82,8 +82,9 @@ def _overrides(args: argparse.Namespace) -> list:
     return [f"{k}={v}" for k, v in pairs if v is not None]
 
 
-class _Progress:
-    """Prints what :func:`~ava_detect.detection.detect_videos` reports, with a progress bar."""
+class DetectProgressBar:
+    """Prints what :func:`~ava_detect.detection.detect_videos` reports, with a progress bar (one per
+    call: ``prep import`` detects each split in turn with one of these)."""
 
     def __init__(self):
         self.bar = None
@@ -91,6 +92,7 @@ class _Progress:
     def start(self, *, videos: int, resumed: int, keyframes: int, detector) -> None:
         from tqdm import tqdm
 
+        self.close()
         if resumed:
             print(f"resuming: {resumed} of {videos} videos already done")
         if detector is not None:
@@ -104,6 +106,7 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def _keyframes(args: argparse.Namespace, axis) -> tuple:
@@ -187,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     device = du.init_from_env(args.device, timeout_minutes=WAIT_MINUTES)  # torchrun: this process's share
     shard = Shard.current()
     try:
-        progress = _Progress() if shard.is_main else DetectProgress()
+        progress = DetectProgressBar() if shard.is_main else DetectProgress()
         try:
             result = detect_videos(paths, args.out, detector=cfg.detector, device=device, every=every, seconds=seconds,
                                    second_offset=second_offset, fps=cfg.data.fps, ground_truth=args.gt,

@@ -76,22 +76,9 @@ def _recipe_path(name):
     return packaged_config(name or DEFAULT_RECIPE)
 
 
-def _split_progress_class():
-    from ava_detect.commands.detect import _Progress
-
-    class SplitProgress(_Progress):
-        """The detector's progress bar, one per split (each split is one detection run)."""
-
-        def start(self, **kwargs) -> None:
-            self.close()
-            self.bar = None
-            super().start(**kwargs)
-
-    return SplitProgress
-
-
 def run(args: argparse.Namespace) -> int:
     from ava_detect.commands.common import flag_overrides, resolve_device
+    from ava_detect.commands.detect import DetectProgressBar
     from ava_detect.config import load_config
     from ava_detect.data.ava_files import read_labelmap
     from ava_detect.prep.cvat_import import import_cvat
@@ -101,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
              ("detector.boxes_csv", args.boxes), ("detector.score_threshold", args.box_threshold)]
     recipe = load_config(recipe_path, [*args.overrides, *flag_overrides(flags)])
     labelmap = read_labelmap(args.labelmap) if args.labelmap else None
-    progress = _split_progress_class()()
+    progress = DetectProgressBar()
     try:
         s = import_cvat(export_files(args.cvat), args.videos, args.out, recipe=recipe, val_fraction=args.val_fraction,
                         seed=args.seed, labelmap=labelmap, device=resolve_device(args.device), progress=progress)

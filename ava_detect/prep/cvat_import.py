@@ -6,7 +6,7 @@ the tasks were made from (matched by the task's source file name).
 
 **Ground truth** is taken at the whole seconds ``s`` of each video (file time ``s``; the dataset's time
 axis starts at 0): the box of each track at the video's own frame shown at that time (CVAT numbers
-the video's frames; :func:`~ava_detect.data.video_reader.frame_times`), interpolated linearly between
+the video's frames; :mod:`~ava_detect.data.frame_numbers`), interpolated linearly between
 keyframes as CVAT interpolates (:func:`~ava_detect.cvat.interpolate.boxes_at_frames`), person id =
 track id, actions = the checked attributes in force at that frame. A box with no action checked
 cannot be an AVA row: it is counted in the summary and left out.
@@ -137,14 +137,12 @@ def source_videos(paths: Sequence[PathLike]) -> Dict[str, Path]:
 def probe_source_video(path: Path) -> SourceVideo:
     """The facts of one video that the import needs (demuxing only; an unreadable file raises)."""
     from ava_detect.data.ava_files import check_video_id
+    from ava_detect.data.frame_numbers import frame_times
     from ava_detect.data.video import probe_video
-    from ava_detect.data.video_reader import frame_times
 
     video_id = check_video_id(path.stem, path)
-    info = probe_video(path)
-    times = frame_times(path)
-    if not len(times):
-        raise AvaDetectError("the video has no frames", path)
+    info = probe_video(path, check_end=True)  # a truncated video: warned about, its frames up to its real end
+    times = frame_times(path, end=info.duration)
     return SourceVideo(video_id=video_id, path=path, width=info.width, height=info.height, times=times)
 
 
@@ -232,7 +230,7 @@ class _Collector:
 
     def track(self, track: "CvatTrack", export: Path) -> None:
         from ava_detect.cvat.interpolate import boxes_at_frames
-        from ava_detect.data.video_reader import frame_shown_at
+        from ava_detect.data.frame_numbers import frame_shown_at
 
         task, video = self._task_of(track, export)
         if track.label != "person":
@@ -241,10 +239,10 @@ class _Collector:
         self._check_boxes(track, video, export)
         self.tracks += 1
         seconds = video.seconds()
-        frames = frame_shown_at(video.times, seconds.astype(np.float64))
+        frames = [frame_shown_at(video.times, float(s)) for s in seconds.tolist()]
         column = {a: i + 1 for i, a in enumerate(self.actions)}
-        for second, frame, found in zip(seconds.tolist(), frames.tolist(), boxes_at_frames(track, frames.tolist())):
-            if found is None or frame < 0:
+        for second, found in zip(seconds.tolist(), boxes_at_frames(track, frames)):
+            if found is None:
                 continue
             box, attributes = found
             x1, y1, x2, y2 = (float(v) for v in box)
