@@ -30,7 +30,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ava_detect.errors import AvaDetectError
 from ava_detect.io import PathLike
@@ -185,3 +185,26 @@ class IOPaths:
                                          f"its own name", out.path)
             seen.append(out)
             check_writable_location(out.path, out.label)
+
+
+def files_of(paths: Iterable[PathLike], in_folder: Callable[[Path], List[Path]], *, none_in_folder: str,
+             missing: str) -> List[Path]:
+    """The files a command is given as ``paths``: files as they are, folders -> ``in_folder(folder)``
+    (e.g. its videos); each file once, in order.
+
+    Raises:
+        AvaDetectError: a path that does not exist (``missing``) or a folder without such files
+            (``none_in_folder``), naming the path.
+    """
+    files: List[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = in_folder(p)
+            if not found:
+                raise AvaDetectError(none_in_folder, p)
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise AvaDetectError(missing, p)
+    return list(dict.fromkeys(files))

@@ -51,20 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def export_files(paths) -> list:
     """``--cvat``: files as given, folders -> their ``*.xml`` and ``*.zip`` (sorted)."""
-    from ava_detect.errors import AvaDetectError
+    from ava_detect.io_paths import files_of
 
-    files = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in (".xml", ".zip"))
-            if not found:
-                raise AvaDetectError("folder has no CVAT exports (*.xml, *.zip)", p)
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            raise AvaDetectError("CVAT export not found", p)
-    return files
+    def exports_in(folder: Path) -> list:
+        return sorted(q for q in folder.iterdir() if q.is_file() and q.suffix.lower() in (".xml", ".zip"))
+
+    return files_of(paths, exports_in, none_in_folder="folder has no CVAT exports (*.xml, *.zip)",
+                    missing="CVAT export not found")
 
 
 def _recipe_path(name):

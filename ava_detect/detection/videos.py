@@ -45,7 +45,7 @@ from ava_detect.errors import AvaDetectError
 from ava_detect.io import atomic_open
 from ava_detect.structures import pixels_to_normalized
 from ava_detect.io import PathLike
-from ava_detect.io_paths import IOPaths
+from ava_detect.io_paths import IOPaths, files_of
 
 if TYPE_CHECKING:
     from ava_detect.config import DetectorConfig
@@ -151,18 +151,8 @@ def find_videos(paths: Sequence[PathLike]) -> List[Path]:
     Raises:
         AvaDetectError: a missing path or a folder without videos.
     """
-    videos = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = list_videos(p)
-            if not found:
-                raise AvaDetectError("folder has no video files", p)
-            videos.extend(found)
-        elif p.exists():
-            videos.append(p)
-        else:
-            raise AvaDetectError("video file or folder not found", p)
-    return list(dict.fromkeys(videos))
+    return files_of(paths, list_videos, none_in_folder="folder has no video files",
+                    missing="video file or folder not found")
 
 
 def declared_paths(videos: Sequence[Path], out: Optional[Path], detector: "DetectorConfig",
