@@ -26,6 +26,7 @@ import json
 from common import LEARNING_MARGIN as MARGIN
 from common import chance_map
 from ava_detect.config import load_config
+from ava_detect.data.dataset import build_dataset
 
 
 def test_quickstart_slowfast_learns_synthetic_actions(quickstart_run):

@@ -6,7 +6,8 @@ From a synthetic AVA-format set (30 fps, file t=0 at movie second 900) it writes
     OUT/videos/<video_id>.mp4      each video re-encoded at ``fps`` (25) frames per second, t=0 = second 0
     OUT/cvat/<video_id>.xml        its ground truth as a "CVAT for video 1.1" task export: one person
                                    track per person id, a keyframe box at every annotated second,
-                                   ``outside`` where a person is gone, one checkbox per action
+                                   ``outside`` where a person is gone, one checkbox per action (in
+                                   alphabetical order)
     OUT/detector_boxes.csv         the set's simulated person-detector boxes, seconds from 0 (the
                                    offline stand-in for a person detector: ``--detector csv --boxes``)
 
@@ -118,7 +119,9 @@ def make_cvat_example(synthetic_dir: PathLike, out: PathLike, *, fps: int = 25) 
     src = DatasetLayout(Path(synthetic_dir))
     out = Path(out)
     labelmap = read_labelmap(src.labelmap)
-    actions = [labelmap.names[i] for i in labelmap.ids]
+    # CVAT shows the checkboxes in the order a team declares them; alphabetical here, so the imported label
+    # map orders the actions unlike the synthetic set's (fine-tuning then maps the head's rows by name)
+    actions = sorted(labelmap.names[i] for i in labelmap.ids)
     gt = pd.concat([read_ground_truth(src.ground_truth(s), labelmap) for s in SPLITS], ignore_index=True)
     boxes = pd.concat([read_predicted_boxes(src.predicted_boxes(s)) for s in SPLITS], ignore_index=True)
     video_ids = sorted(set(gt["video_id"].astype(str)))
