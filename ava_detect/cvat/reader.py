@@ -103,6 +103,8 @@ def _open_export(path: Path) -> Iterator[Tuple[IO[bytes], str]]:
                 yield f, f"{path}/{ANNOTATIONS_MEMBER}"
     except OSError as e:
         raise unreadable_file_error(e, path, "CVAT export") from None
+    # zipfile raises NotImplementedError for a compression method it cannot decode (e.g. Deflate64) and
+    # RuntimeError for an encrypted member: both are files we cannot read, said on one line
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError) as e:
         raise AvaDetectError(f"cannot read the zip: {e}", path) from None
 
