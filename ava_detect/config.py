@@ -30,6 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ava_detect.data.layout import DatasetLayout
+from ava_detect.detection.coco_models import COCO_DETECTORS, DEFAULT_COCO_DETECTOR
+from ava_detect.precision import PRECISIONS
 from ava_detect.config_checks import at_least, at_most, check_section, choice, ranged, ranged_list
 from ava_detect.errors import AvaDetectError
 from ava_detect.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS
@@ -274,8 +276,15 @@ class TestConfig:
 class DetectorConfig:
     """The person detector that proposes boxes (``ava-detect detect`` and ``annotate``; see ``ava_detect.detection``)."""
 
-    #: ``torchvision`` (Faster R-CNN R50-FPN v2, COCO), ``detectron2`` (if installed) or ``csv`` (precomputed boxes).
+    #: ``torchvision`` (a COCO Faster R-CNN, ``model``), ``detectron2`` (if installed) or ``csv`` (precomputed boxes).
     backend: str = "torchvision"  # checked by ``build_detector`` against the backends it knows
+    #: The ``torchvision`` backend's model (:data:`ava_detect.detection.coco_models.COCO_DETECTORS`):
+    #: ``fasterrcnn_resnet50_fpn_v2`` (46.7 COCO box AP, the default), ``fasterrcnn_resnet50_fpn`` (37.0),
+    #: ``fasterrcnn_mobilenet_v3_large_fpn`` (32.8, ~60x fewer FLOPs), ``fasterrcnn_mobilenet_v3_large_320_fpn``
+    #: (22.8, trained at 320 px).
+    model: str = choice(DEFAULT_COCO_DETECTOR, tuple(COCO_DETECTORS))
+    #: Number format of a neural detector: ``auto`` (bf16 on CPUs with bf16 matrix units, else fp32), ``fp32``, ``bf16``.
+    precision: str = choice("auto", PRECISIONS)
     #: Weights file of the torchvision / detectron2 model (empty: the backend's COCO weights, downloaded on first use).
     weights: str = ""
     #: detectron2 model-zoo config (backend ``detectron2``).
@@ -316,6 +325,10 @@ class AnnotateConfig:
     batch_size: int = ranged(4, lo=1)
     #: Label map of the action names (empty: ``data.labelmap`` when set, else the packaged 80-class map).
     labelmap: str = ""
+    #: Number format of the action model: ``auto`` (bf16 autocast with batch norm folded and channels-last
+    #: weights on CPUs with bf16 matrix units, fp32 elsewhere), ``fp32`` or ``bf16``. ``test.bf16=true``
+    #: (``--bf16``) also means bf16.
+    precision: str = choice("auto", PRECISIONS)
     #: Fold batch norm into the convolutions for inference (scores change by ~1e-5, so they no longer
     #: equal ``ava-detect test``'s bit for bit; a few percent faster on CPU).
     fuse_bn: bool = False

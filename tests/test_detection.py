@@ -114,7 +114,7 @@ def test_offline_default_weights_message(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
     url = "http://127.0.0.1:9/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth"  # nothing listens there
-    monkeypatch.setattr(torchvision_backend, "default_weights_url", lambda: url)
+    monkeypatch.setattr(torchvision_backend, "default_weights_url", lambda model=None: url)
     with pytest.raises(AvaDetectError) as e:
         build_detector(load_config(None, SMALL), progress=False)
     msg = str(e.value)

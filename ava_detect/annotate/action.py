@@ -41,6 +41,15 @@ class ActionPredictor:
     def num_classes(self) -> int:
         return int(self.model.num_classes)
 
+    def describe(self) -> str:
+        """One line for logs: number format and inference layout, e.g. ``fp32, batch norm folded``."""
+        parts = ["bf16 autocast" if self.bf16 else "fp32"]
+        if getattr(self.model, "fused", False):
+            parts.append("batch norm folded")
+        if getattr(self.model, "channels_last", False):
+            parts.append("channels-last")
+        return f"{', '.join(parts)} on {self.device}"
+
     def predict(self, clips: Sequence[Sequence[np.ndarray]], boxes: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         """Action probabilities of each clip's boxes.
 

@@ -65,21 +65,26 @@ def load_annotate_config(config: Optional[PathLike], overrides: Sequence[str] = 
 def build_predictor(cfg: Config, *, weights: str, device: Union[str, torch.device] = "cpu",
                     head: str = "auto") -> ActionPredictor:
     """The action model of ``cfg.model`` with ``weights`` (a file or a published name), in eval mode on
-    ``device`` (batch norm folded when ``annotate.fuse_bn``), behind the test transform; bf16 when ``test.bf16``.
-    ``head``: as :func:`~ava_detect.model.load_weights` (``"load"``: the file must hold a head that fits).
+    ``device``, behind the test transform. bf16 autocast when ``test.bf16`` or when ``annotate.precision``
+    says so (``auto``: on CPUs with bf16 matrix units, :func:`~ava_detect.precision.use_bf16`); batch norm
+    folded into the convolutions in bf16 and when ``annotate.fuse_bn``, with channels-last weights on GPUs
+    and in bf16. ``head``: as :func:`~ava_detect.model.load_weights` (``"load"``: the file must hold a
+    head that fits).
 
     Raises:
         AvaDetectError: weights that cannot be read or do not fit the model.
     """
     from ava_detect.model import build_model, load_weights
+    from ava_detect.precision import use_bf16
 
     device = torch.device(device)
+    bf16 = bool(cfg.test.bf16) or use_bf16(cfg.annotate.precision, device)
     model = build_model(cfg)
     load_weights(model, weights, head=head)  # logs what was loaded
     model.eval()
-    if cfg.annotate.fuse_bn:
-        model = model.optimized_for_inference(channels_last=device.type == "cuda")
-    return ActionPredictor(model=model.to(device), transform=build_test_transform(cfg), device=device, bf16=cfg.test.bf16)
+    if cfg.annotate.fuse_bn or bf16:
+        model = model.optimized_for_inference(channels_last=device.type == "cuda" or bf16)
+    return ActionPredictor(model=model.to(device), transform=build_test_transform(cfg), device=device, bf16=bf16)
 
 
 class Annotator:

@@ -127,7 +127,7 @@ class CvatPrelabeller:
 
             model = {"weights": file_identity(weights), "model": config_to_dict(cfg)["model"],
                      "test_short_side": cfg.data.test_short_side, "mean": list(cfg.data.mean),
-                     "std": list(cfg.data.std), "bf16": cfg.test.bf16, "fuse_bn": a.fuse_bn}
+                     "std": list(cfg.data.std), "bf16": predictor.bf16, "fuse_bn": a.fuse_bn}
         return cls(folder, actions=[labelmap.names[i] for i in labelmap.ids], track_iou=a.track_iou,
                    track_max_age=a.track_max_age, predictor=predictor, action_threshold=threshold,
                    num_frames=cfg.model.num_frames, sampling_rate=cfg.model.sampling_rate, batch_size=a.batch_size,

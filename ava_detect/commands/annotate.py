@@ -29,8 +29,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ava_detect.commands.common import add_config_arguments, add_detector_argument
+from ava_detect.commands.common import (add_config_arguments, add_detector_argument, add_detector_model_argument,
+                                        bounded_int)
 from ava_detect.config import AnnotateConfig
+from ava_detect.precision import PRECISIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", metavar="FILE|NAME",
                         help=f"action-model weights: a file or a published name (default: {AnnotateConfig.weights})")
     add_detector_argument(parser)
+    add_detector_model_argument(parser)
     parser.add_argument("--detector-weights", metavar="FILE",
                         help="person-detector weights file (default: the backend's COCO weights, downloaded)")
+    parser.add_argument("--detector-size", type=bounded_int(32, 4096), metavar="PX",
+                        help="the detector's input short side (default 800; the long side is capped at 5/3 of it). "
+                             "Smaller is faster and misses more small people")
     parser.add_argument("--boxes", metavar="BOXES.csv",
                         help="AVA box CSV for --detector csv (predicted boxes or ground truth), "
                              "looked up by (file name without suffix, second)")
@@ -56,19 +62,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="added to the file's whole seconds in the CSV / box lookup (default 0; 900 for AVA)")
     parser.add_argument("--labelmap", metavar="MAP.pbtxt", help="action names (default: the model's label map)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="keyframe clips per action-model pass")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (same as test.bf16=true)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="number format of both models: auto (default: bf16 on CPUs with bf16 matrix units, "
+                             "else fp32), fp32, bf16 (action probabilities then differ by about 1e-2)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (same as --precision bf16)")
+    parser.add_argument("--fast", action="store_true",
+                        help="the fastest measured CPU settings: fasterrcnn_mobilenet_v3_large_fpn at 480 px with 300 "
+                             "proposals, batch norm folded; bf16 where the CPU has bf16 units. Explicit flags win")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     add_config_arguments(parser)
 
 
 def _overrides(args: argparse.Namespace) -> list:
+    """The config overrides of the command line: ``--fast``'s, then the positional ones, then the flags'."""
+    from ava_detect.annotate.fast import FAST_CPU_OVERRIDES
+
+    size = args.detector_size
+    precision = "bf16" if args.bf16 else args.precision
     pairs = [("annotate.weights", args.weights), ("detector.backend", args.detector),
+             ("detector.model", args.detector_model), ("detector.min_size", size),
+             ("detector.max_size", None if size is None else (size * 5 + 2) // 3),
+             ("annotate.precision", precision), ("detector.precision", precision),
              ("detector.weights", args.detector_weights), ("detector.boxes_csv", args.boxes),
              ("detector.score_threshold", args.box_threshold), ("annotate.every", args.every),
              ("annotate.threshold", args.threshold), ("annotate.top_k", args.top_k),
              ("annotate.second_offset", args.second_offset), ("annotate.labelmap", args.labelmap),
-             ("annotate.batch_size", args.batch_size), ("test.bf16", args.bf16 or None)]
-    return [f"{k}={v}" for k, v in pairs if v is not None]
+             ("annotate.batch_size", args.batch_size)]
+    fast = list(FAST_CPU_OVERRIDES) if args.fast else []  # first: the user's overrides and flags win
+    return fast + list(args.overrides) + [f"{k}={v}" for k, v in pairs if v is not None]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from ava_detect.commands.common import resolve_device
     from ava_detect.data.video import probe_video
 
-    cfg = load_annotate_config(args.config, list(args.overrides) + _overrides(args))
+    cfg = load_annotate_config(args.config, _overrides(args))
     video = Path(args.video)
     check_output_paths(video, [args.out, args.csv, args.json], inputs=[
         ("--config", args.config), ("--weights", cfg.annotate.weights), ("--detector-weights", cfg.detector.weights or None),
@@ -86,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     info = probe_video(video, fps=cfg.data.fps)  # bad input fails here, before any model is loaded
     annotator = Annotator.from_config(cfg, device=resolve_device(args.device))
     print(f"person detector: {annotator.detector.describe()}")
+    print(f"action model: {annotator.predictor.describe()}")
 
     with tqdm(total=int(round(info.duration * info.rate)) or None, unit="frame", desc=video.name,
               dynamic_ncols=True) as bar:

@@ -57,6 +57,16 @@ def add_detector_argument(parser: argparse.ArgumentParser) -> None:
                         help=f"person detector (default: {DetectorConfig.backend})")
 
 
+def add_detector_model_argument(parser: argparse.ArgumentParser) -> None:
+    """``--detector-model NAME``: the torchvision backend's COCO model (``detector.model``), with each
+    model's published COCO box AP in the help (its accuracy cannot be measured offline)."""
+    from ava_detect.detection.coco_models import COCO_DETECTORS, DEFAULT_COCO_DETECTOR, coco_detector_help
+
+    parser.add_argument("--detector-model", choices=list(COCO_DETECTORS), metavar="NAME",
+                        help=f"torchvision person detector (default {DEFAULT_COCO_DETECTOR}); published COCO "
+                             f"val2017 box AP (all classes): {coco_detector_help()}")
+
+
 def resolve_device(name: str):
     """``--device``: ``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` -> torch.device
     (:func:`~ava_detect.engine.distributed.select_device`, the rule of ``train.device`` / ``test.device``).

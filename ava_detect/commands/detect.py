@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import argparse
 
-from ava_detect.commands.common import add_config_arguments, add_detector_argument, bounded_float, bounded_int
+from ava_detect.commands.common import (add_config_arguments, add_detector_argument, add_detector_model_argument,
+                                        bounded_float, bounded_int)
 
 
 
@@ -64,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "0 for plain clips)")
     parser.add_argument("--gt", metavar="GT.csv", help="ground truth to report person-box AP@0.5 and recall against")
     add_detector_argument(parser)
+    add_detector_model_argument(parser)
     parser.add_argument("--detector-weights", metavar="FILE",
                         help="detector weights file (default: the backend's COCO weights, downloaded)")
     parser.add_argument("--boxes", metavar="BOXES.csv", help="box CSV for --detector csv")
@@ -76,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> list:
-    pairs = [("detector.backend", args.detector), ("detector.weights", args.detector_weights),
+    pairs = [("detector.backend", args.detector), ("detector.model", args.detector_model),
+             ("detector.weights", args.detector_weights),
              ("detector.boxes_csv", args.boxes), ("detector.score_threshold", args.box_threshold),
              ("detector.min_size", args.min_size), ("detector.batch_size", args.batch_size)]
     return [f"{k}={v}" for k, v in pairs if v is not None]

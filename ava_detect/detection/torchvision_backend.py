@@ -1,10 +1,14 @@
-"""Person detection with torchvision's Faster R-CNN (``fasterrcnn_resnet50_fpn_v2``, COCO).
+"""Person detection with torchvision's COCO Faster R-CNN models (``detector.model``).
 
-Weights: torchvision's COCO weights (``FasterRCNN_ResNet50_FPN_V2_Weights.DEFAULT``, 46.7 box AP
-on COCO val2017), downloaded on first use into the torch hub cache; or a local file (a state
-dict saved with ``torch.save(model.state_dict(), path)``, or a torchvision reference-training
-checkpoint ``{"model": state_dict, ...}``) read with ``torch.load(weights_only=True)``, so no
-code from the file runs. People are COCO class 1.
+Models (:data:`~ava_detect.detection.coco_models.COCO_DETECTORS`): ``fasterrcnn_resnet50_fpn_v2``
+(the default, 46.7 box AP on COCO val2017), ``fasterrcnn_resnet50_fpn`` (37.0),
+``fasterrcnn_mobilenet_v3_large_fpn`` (32.8) and ``fasterrcnn_mobilenet_v3_large_320_fpn`` (22.8).
+Weights: the model's torchvision COCO weights (its weights enum's ``DEFAULT``), downloaded on first
+use into the torch hub cache; or a local file (a state dict saved with
+``torch.save(model.state_dict(), path)``, or a torchvision reference-training checkpoint
+``{"model": state_dict, ...}``) read with ``torch.load(weights_only=True)``, so no code from the
+file runs. People are COCO class 1. On CPUs with bfloat16 matrix units the model runs under bf16
+autocast (``detector.precision``, see :mod:`ava_detect.precision`).
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Union
 
+import contextlib
+
 import torch
 
 from ava_detect.detection.base import Detections, FrameKey, Frames, PersonDetector, as_frame_list, check_input_size
+from ava_detect.detection.coco_models import COCO_DETECTORS, DEFAULT_COCO_DETECTOR
 from ava_detect.errors import AvaDetectError
 from ava_detect.serialization import UnreadableTorchFile, load_torch_file
 from ava_detect.io import PathLike
@@ -32,21 +39,29 @@ COCO_NUM_CLASSES = 91
 _CLS_KEY = "roi_heads.box_predictor.cls_score.weight"
 
 
-def default_weights_url() -> str:
-    """URL of torchvision's default COCO weights for ``fasterrcnn_resnet50_fpn_v2`` (its weights enum)."""
-    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_V2_Weights
+def _coco_detector(model: str):
+    entry = COCO_DETECTORS.get(model)
+    if entry is None:
+        raise AvaDetectError(f"unknown torchvision person detector {model!r}; expected one of "
+                             f"{', '.join(COCO_DETECTORS)}", "config")
+    return entry
 
-    return FasterRCNN_ResNet50_FPN_V2_Weights.DEFAULT.url
+
+def default_weights_url(model: str = DEFAULT_COCO_DETECTOR) -> str:
+    """URL of torchvision's default COCO weights for ``model`` (its weights enum's ``DEFAULT``)."""
+    import torchvision.models.detection as detection
+
+    return getattr(detection, _coco_detector(model).weights_enum).DEFAULT.url
 
 
-def download_default_weights(*, progress: bool = True) -> Dict[str, torch.Tensor]:
-    """torchvision's COCO weights, downloaded into ``<torch hub dir>/checkpoints`` on first use.
+def download_default_weights(model: str = DEFAULT_COCO_DETECTOR, *, progress: bool = True) -> Dict[str, torch.Tensor]:
+    """torchvision's COCO weights of ``model``, downloaded into ``<torch hub dir>/checkpoints`` on first use.
 
     Raises:
         AvaDetectError: the download failed (offline, URL gone), naming the URL and how to pass a
             local file instead.
     """
-    url = default_weights_url()
+    url = default_weights_url(model)
     try:
         return torch.hub.load_state_dict_from_url(url, progress=progress, check_hash=True, map_location="cpu")
     except Exception as e:  # URLError, HTTPError, timeouts, DNS failures, hash mismatch, disk errors
@@ -95,13 +110,14 @@ def _describe_mismatch(model: torch.nn.Module, state: Mapping[str, torch.Tensor]
 
 
 def build_faster_rcnn(
-    *, weights: str = "", min_size: int = 800, max_size: int = 1333, score_threshold: float = 0.05,
-    proposals: int = 1000, progress: bool = True,
+    *, model: str = DEFAULT_COCO_DETECTOR, weights: str = "", min_size: int = 800, max_size: int = 1333,
+    score_threshold: float = 0.05, proposals: int = 1000, progress: bool = True,
 ) -> torch.nn.Module:
-    """``fasterrcnn_resnet50_fpn_v2`` with weights loaded, in eval mode, on the CPU.
+    """The torchvision COCO Faster R-CNN ``model`` with weights loaded, in eval mode, on the CPU.
 
     Args:
-        weights: a local file, or ``""`` for torchvision's COCO weights (downloaded on first use).
+        model: a name of :data:`~ava_detect.detection.coco_models.COCO_DETECTORS`.
+        weights: a local file, or ``""`` for torchvision's COCO weights of ``model`` (downloaded on first use).
         min_size, max_size: the model resizes each frame so that its short side is ``min_size``
             pixels and its long side at most ``max_size`` (torchvision's ``GeneralizedRCNNTransform``).
         score_threshold: the model's ``box_score_thresh`` (boxes below it are dropped before NMS).
@@ -109,30 +125,46 @@ def build_faster_rcnn(
             the box head's cost grows with it, fewer is faster and finds slightly fewer people.
 
     Raises:
-        AvaDetectError: download failure, unreadable file, or a file whose tensors do not fit the model.
+        AvaDetectError: an unknown model, download failure, unreadable file, or a file whose tensors do
+            not fit the model.
     """
-    from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
+    import torchvision.models.detection as detection
 
-    source = weights or default_weights_url()
-    state = read_weights_file(weights) if weights else download_default_weights(progress=progress)
+    entry = _coco_detector(model)
+    source = weights or default_weights_url(model)
+    state = read_weights_file(weights) if weights else download_default_weights(model, progress=progress)
     num_classes = int(state[_CLS_KEY].shape[0]) if _CLS_KEY in state else COCO_NUM_CLASSES
-    model = fasterrcnn_resnet50_fpn_v2(
+    net = getattr(detection, entry.builder)(
         weights=None, weights_backbone=None, num_classes=num_classes, min_size=min_size, max_size=max_size,
         box_score_thresh=score_threshold, rpn_pre_nms_top_n_test=proposals, rpn_post_nms_top_n_test=proposals)
     try:
-        model.load_state_dict(state, strict=True)
+        net.load_state_dict(state, strict=True)
     except RuntimeError:
         raise AvaDetectError(
-            "wrong person detector weights: expected a torchvision fasterrcnn_resnet50_fpn_v2 state dict; "
-            f"{_describe_mismatch(model, state)}", source) from None
-    logger.info("person detector: fasterrcnn_resnet50_fpn_v2 from %s (%d classes)", source, num_classes)
-    return model.eval()
+            f"wrong person detector weights: expected a torchvision {model} state dict "
+            f"(detector.model={model}); {_describe_mismatch(net, state)}", source) from None
+    logger.info("person detector: %s from %s (%d classes)", model, source, num_classes)
+    return net.eval()
+
+
+def fold_backbone_batch_norm(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` with the batch norms of its backbone (body and FPN) folded into the convolutions before them,
+    for inference (torch.fx's ``fuse``: the outputs change only by float rounding, and a frame takes
+    fewer passes over memory). A backbone that torch.fx cannot trace is kept as it is (logged)."""
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        net.backbone = fuse(net.backbone.eval())
+    except Exception as e:  # tracing failures come as many exception types; the unfused model still works
+        logger.debug("person detector backbone kept unfolded (%s: %s)", type(e).__name__, e)
+    return net
 
 
 class TorchvisionPersonDetector(PersonDetector):
-    """Faster R-CNN R50-FPN v2 (torchvision): the COCO "person" boxes of each frame.
+    """A torchvision COCO Faster R-CNN (``model``): the COCO "person" boxes of each frame.
 
     Args:
+        model: a name of :data:`~ava_detect.detection.coco_models.COCO_DETECTORS` (default: R50-FPN v2).
         weights: local weights file, or ``""`` for torchvision's COCO weights (downloaded on first use).
         score_threshold: boxes with a lower person score are dropped (AVA recipes: 0.8 for the
             action model's boxes; lower it to trade precision for recall).
@@ -140,18 +172,20 @@ class TorchvisionPersonDetector(PersonDetector):
         proposals: region proposals per image (see :func:`build_faster_rcnn`).
         batch_size: frames per forward pass.
         device: where the model runs.
+        bf16: run the model under bfloat16 autocast (boxes and scores are returned in float32).
         person_label: class index of "person" in the weights (COCO: 1).
-        model: an already built torchvision detection model to use instead of building one
-            (``weights``, ``min_size``, ``max_size`` are then ignored).
+        net: an already built torchvision detection model to use as it is instead of building one
+            (``model``, ``weights``, ``min_size``, ``max_size``, ``proposals`` are then ignored). A built
+            one has its backbone's batch norms folded (:func:`fold_backbone_batch_norm`).
     """
 
     name = "torchvision"
 
     def __init__(
-        self, *, weights: str = "", score_threshold: float = 0.8, min_size: int = 800, max_size: int = 1333,
-        proposals: int = 1000, batch_size: int = 4, device: Union[str, torch.device] = "cpu",
-        person_label: int = COCO_PERSON_LABEL,
-        model: Optional[torch.nn.Module] = None, progress: bool = True,
+        self, *, model: str = DEFAULT_COCO_DETECTOR, weights: str = "", score_threshold: float = 0.8,
+        min_size: int = 800, max_size: int = 1333, proposals: int = 1000, batch_size: int = 4,
+        device: Union[str, torch.device] = "cpu", bf16: bool = False, person_label: int = COCO_PERSON_LABEL,
+        net: Optional[torch.nn.Module] = None, progress: bool = True,
     ):
         if batch_size < 1:
             raise AvaDetectError(f"detector batch size must be >= 1, got {batch_size}")
@@ -160,19 +194,27 @@ class TorchvisionPersonDetector(PersonDetector):
         self.score_threshold = float(score_threshold)
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
+        self.bf16 = bool(bf16)
         self.person_label = int(person_label)
-        self.weights = weights or default_weights_url()
-        if model is None:
-            model = build_faster_rcnn(weights=weights, min_size=min_size, max_size=max_size,
-                                      score_threshold=max(self.score_threshold - 1e-6, 0.0), proposals=proposals,
-                                      progress=progress)
-        self.model = model.eval().to(self.device)
+        self.model_name = model
+        self.min_size = int(min_size)
+        self.weights = weights or default_weights_url(model)
+        if net is None:
+            net = fold_backbone_batch_norm(build_faster_rcnn(
+                model=model, weights=weights, min_size=min_size, max_size=max_size,
+                score_threshold=max(self.score_threshold - 1e-6, 0.0), proposals=proposals, progress=progress))
+        self.model = net.eval().to(self.device)
+
+    def _autocast(self):
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def detect(self, frames: Frames, *, keys: Optional[Sequence[FrameKey]] = None) -> List[Detections]:
         """See :meth:`PersonDetector.detect`; ``keys`` are ignored."""
         images = as_frame_list(frames)
         out: List[Detections] = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             for start in range(0, len(images), self.batch_size):
                 batch = [im.to(self.device).permute(2, 0, 1).float().div_(255.0)
                          for im in images[start:start + self.batch_size]]
@@ -185,13 +227,17 @@ class TorchvisionPersonDetector(PersonDetector):
         return out
 
     def describe(self) -> str:
-        return f"torchvision fasterrcnn_resnet50_fpn_v2 ({self.weights}; person score >= {self.score_threshold:g})"
+        return (f"torchvision {self.model_name} at {self.min_size} px{', bf16' if self.bf16 else ''} "
+                f"({self.weights}; person score >= {self.score_threshold:g})")
 
 
 def build(d: "DetectorConfig", *, device: Union[str, torch.device] = "cpu",
           progress: bool = True) -> TorchvisionPersonDetector:
     """The ``torchvision`` backend of :func:`~ava_detect.detection.build_detector` (``d``: the ``DetectorConfig``)."""
+    from ava_detect.precision import use_bf16
+
     check_input_size(d)
-    return TorchvisionPersonDetector(weights=d.weights, score_threshold=d.score_threshold, min_size=d.min_size,
-                                     max_size=d.max_size, proposals=d.proposals, batch_size=d.batch_size,
-                                     device=device, progress=progress)
+    return TorchvisionPersonDetector(model=d.model, weights=d.weights, score_threshold=d.score_threshold,
+                                     min_size=d.min_size, max_size=d.max_size, proposals=d.proposals,
+                                     batch_size=d.batch_size, device=device, bf16=use_bf16(d.precision, device),
+                                     progress=progress)

@@ -291,7 +291,8 @@ def file_identity(path: Optional[str]) -> Any:
 def _settings(detector: "DetectorConfig", *, every: Optional[float], seconds: Optional[Tuple[int, int]],
               second_offset: int, fps: int) -> Dict[str, Any]:
     """What the detections depend on besides the video (JSON values; the record of the parts folder)."""
-    return {"backend": detector.backend, "weights": file_identity(detector.weights),
+    return {"backend": detector.backend, "model": detector.model, "precision": detector.precision,
+            "weights": file_identity(detector.weights),
             "boxes_csv": file_identity(detector.boxes_csv),
             "boxes_format": detector.boxes_format, "detectron2_config": detector.detectron2_config,
             "score_threshold": detector.score_threshold, "min_size": detector.min_size,
