@@ -274,20 +274,16 @@ def action_table(model_name: str, clips, boxes, device, tmp: Path, repeats: int,
 
 
 def _onnx_predictor(model_name: str, weights: str, device, tmp: Path):
-    """The exported model in onnxruntime behind the same transform, or None (no onnxruntime / export)."""
+    """The model exported to ONNX, in onnxruntime behind the same transform; None without onnxruntime."""
     try:
         import onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    from ava_detect.annotate.annotator import build_predictor
+    from ava_detect.deploy import export_from_config
 
-        from ava_detect.annotate.annotator import build_predictor
-    except ImportError:
-        return None
-    cfg = _config(model_name, [], tmp)
-    try:
-        from ava_detect.deploy import export_model
-    except ImportError:
-        return None
     path = tmp / f"{model_name}.onnx"
-    export_model(cfg, weights=weights, format="onnx", out=path)
+    export_from_config(_config(model_name, [], tmp), weights=weights, fmt="onnx", out=path)
     return build_predictor(_config(model_name, ["annotate.runtime=onnxruntime"], tmp), weights=str(path),
                            device=device)
 

@@ -163,7 +163,7 @@ def test_action_model_precision_policy(tmp_path, monkeypatch):
     assert not forced.bf16 and not forced.model.fused
     folded = build_predictor(load_config(packaged_config("tiny.yaml"), ["annotate.precision=fp32", "annotate.fuse_bn=true"]),
                              weights=str(weights))
-    assert not folded.bf16 and folded.model.fused and not folded.model.channels_last
+    assert not folded.bf16 and folded.model.fused and folded.model.channels_last
 
 
 def test_fast_flag_overrides_and_explicit_flags_win():

@@ -66,9 +66,10 @@ def build_predictor(cfg: Config, *, weights: str, device: Union[str, torch.devic
                     head: str = "auto") -> ActionPredictor:
     """The action model of ``cfg.model`` with ``weights`` (a file or a published name), in eval mode on
     ``device``, behind the test transform. bf16 autocast when ``test.bf16`` or when ``annotate.precision``
-    says so (``auto``: on CPUs with bf16 matrix units, :func:`~ava_detect.precision.use_bf16`); batch norm
-    folded into the convolutions in bf16 and when ``annotate.fuse_bn``, with channels-last weights on GPUs
-    and in bf16. ``head``: as :func:`~ava_detect.model.load_weights` (``"load"``: the file must hold a
+    says so (``auto``: on CPUs with bf16 matrix units, :func:`~ava_detect.precision.use_bf16`); in bf16 and
+    when ``annotate.fuse_bn``, the inference graph of
+    :meth:`~ava_detect.model.detector.ActionDetector.optimized_for_inference` (batch norm folded,
+    channels-last, frame-wise convolutions in 2D). ``head``: as :func:`~ava_detect.model.load_weights` (``"load"``: the file must hold a
     head that fits).
 
     Raises:
@@ -83,7 +84,7 @@ def build_predictor(cfg: Config, *, weights: str, device: Union[str, torch.devic
     load_weights(model, weights, head=head)  # logs what was loaded
     model.eval()
     if cfg.annotate.fuse_bn or bf16:
-        model = model.optimized_for_inference(channels_last=device.type == "cuda" or bf16)
+        model = model.optimized_for_inference(channels_last=True)
     return ActionPredictor(model=model.to(device), transform=build_test_transform(cfg), device=device, bf16=bf16)
 
 

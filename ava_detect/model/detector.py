@@ -88,11 +88,11 @@ class ActionDetector(nn.Module):
             self.train(was_training)
         return require_finite_scores(probs.float())
 
-    def optimized_for_inference(self, *, channels_last: bool = True) -> "ActionDetector":
+    def optimized_for_inference(self, *, channels_last: bool = True, frame_convs: bool = True) -> "ActionDetector":
         """A copy for fast inference: eval mode, batch norm folded into convolutions, and (optionally)
-        channels-last 3D memory format. Outputs match this model's within ~1e-5. See
-        :func:`ava_detect.model.optimize.optimize_for_inference`."""
-        return optimize_for_inference(self, channels_last=channels_last)
+        channels-last 3D memory format with the frame-wise convolutions as 2D ones (``frame_convs``).
+        Outputs match this model's within ~1e-5. See :func:`ava_detect.model.optimize.optimize_for_inference`."""
+        return optimize_for_inference(self, channels_last=channels_last, frame_convs=frame_convs)
 
 
 def require_finite_scores(probs: Tensor) -> Tensor:
