@@ -22,6 +22,7 @@ line. Examples:
   ava-detect annotate clip.mp4 --out clip_annotated.mp4 --csv clip.csv --json clip.json
   ava-detect annotate movie.mp4 --out out.mp4 --config configs/tiny.yaml --weights tiny.pth \\
       --detector csv --boxes boxes.csv --second-offset 900
+  ava-detect annotate clip.mp4 --out out.mp4 --config C.yaml --runtime onnxruntime --weights model.onnx
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
     parser.add_argument("--weights", metavar="FILE|NAME",
                         help=f"action-model weights: a file or a published name (default: {AnnotateConfig.weights})")
+    parser.add_argument("--runtime", choices=["torch", "onnxruntime", "torchscript"],
+                        help="what runs the action model (default torch); onnxruntime / torchscript run a file of "
+                             "`ava-detect export` given as --weights (onnxruntime: pip install \"ava_detect[onnx]\")")
     add_detector_argument(parser)
     parser.add_argument("--detector-weights", metavar="FILE",
                         help="person-detector weights file (default: the backend's COCO weights, downloaded)")
@@ -62,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> list:
-    pairs = [("annotate.weights", args.weights), ("detector.backend", args.detector),
+    pairs = [("annotate.weights", args.weights), ("annotate.runtime", args.runtime), ("detector.backend", args.detector),
              ("detector.weights", args.detector_weights), ("detector.boxes_csv", args.boxes),
              ("detector.score_threshold", args.box_threshold), ("annotate.every", args.every),
              ("annotate.threshold", args.threshold), ("annotate.top_k", args.top_k),
