@@ -60,7 +60,9 @@ def _export(tmp_path_factory, overrides, name: str, fmt: str = "onnx"):
     cfg, model = _model(overrides)
     contract = ExportContract.from_model(cfg, model, resolve_labelmap(kind="all"))
     path = tmp_path_factory.mktemp("export") / name
+    path.write_bytes(b"an older file, replaced by the export")
     (export_onnx if fmt == "onnx" else export_torchscript)(model, contract, path)
+    assert os.listdir(path.parent) == [name]  # replaced in place, no temporary left
     return cfg, model, path
 
 
