@@ -33,7 +33,9 @@ setup(
         "defusedxml",
     ],
     extras_require={
-        "test": ["pytest", "pytorchvideo==0.1.5"],
+        # `ava-detect export --format onnx` (onnx, onnxscript) and `annotate --runtime onnxruntime` (onnxruntime)
+        "onnx": ["onnx", "onnxscript", "onnxruntime"],
+        "test": ["pytest", "pytorchvideo==0.1.5", "onnx", "onnxscript", "onnxruntime"],
     },
     entry_points={"console_scripts": ["ava-detect=ava_detect.cli:main"]},
 )

@@ -31,6 +31,7 @@ COMMANDS = (
     ("test", "ava_detect.commands.test", "run a trained detector on the validation split and evaluate it"),
     ("eval", "ava_detect.commands.eval", "frame-mAP@0.5 of AVA detections, exactly as the official evaluators"),
     ("annotate", "ava_detect.commands.annotate", "draw people and their actions on a video; AVA-format CSV / JSON"),
+    ("export", "ava_detect.commands.export", "export the action detector to ONNX or TorchScript, with its input contract"),
 )
 
 

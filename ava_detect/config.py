@@ -312,6 +312,10 @@ class AnnotateConfig:
 
     #: Action-model weights: a file or a published name (``slowfast_r50_8x8_ava``, downloaded on first use).
     weights: str = "slowfast_r50_8x8_ava"
+    #: What runs the action model: ``torch`` (``weights`` is a checkpoint or a published name), or a file
+    #: made by ``ava-detect export`` run by ``onnxruntime`` (on the CPU; ``pip install "ava_detect[onnx]"``)
+    #: or by ``torchscript``; the file's contract must fit ``model`` (clip, classes).
+    runtime: str = choice("torch", ("torch", "onnxruntime", "torchscript"))
     #: Seconds between keyframes; keyframes are at file times 0, every, 2 * every, ... inside the video.
     every: float = ranged(1.0, lo=0.0, lo_open=True)
     #: Added to a keyframe's whole second of file time to give the CSV's ``second`` (and the key looked

@@ -238,27 +238,32 @@ def action_table(model_name: str, clips, boxes, device, tmp: Path, repeats: int,
     weights = str(_action_weights(model_name, tmp))
     variants: List[Tuple[str, List[str]]] = [
         ("fp32 (default)", ["annotate.precision=fp32"]),
-        ("fp32, batch norm folded (--fast)", ["annotate.precision=fp32", "annotate.fuse_bn=true"]),
+        ("fp32, inference graph (--fast)", ["annotate.precision=fp32", "annotate.fuse_bn=true"]),
     ]
     bf16_note = ""
     if device.type != "cpu" or cpu_has_bf16_units():
-        variants.append(("bf16 autocast, folded + channels-last", ["annotate.precision=bf16"]))
+        variants.append(("bf16 autocast, inference graph", ["annotate.precision=bf16"]))
     else:
         rates = _matmul_rates(torch.get_num_threads())
         bf16_note = (f"  bf16: not timed, this CPU has no bf16 matrix units (matrix multiply: fp32 "
                      f"{rates['float32']:.1f} GFLOP/s, bf16 {rates['bfloat16']:.2f} GFLOP/s)")
     print(f"\naction model ({model_name}) on {len(clips)} keyframe clips ({sum(len(b) for b in boxes)} boxes) "
-          f"in one pass, best of {repeats}:")
+          f"in one pass, best of {repeats} (inference graph: batch norm folded, channels-last, frame-wise "
+          f"convolutions in 2D):")
     print(f"  {'setting':<48}{'s/keyframe':>11}{'vs default':>12}{'max |dp|':>11}")
     ref_time = ref_probs = None
     results = []
     for label, overrides in variants:
         predictor = build_predictor(_config(model_name, overrides, tmp), weights=weights, device=device)
         results.append((label, predictor))
-    channels_last = build_predictor(_config(model_name, ["annotate.precision=fp32", "annotate.fuse_bn=true"], tmp),
-                                    weights=weights, device=device)
-    channels_last.model = channels_last.model.optimized_for_inference(channels_last=True)
-    results.insert(2, ("fp32, folded + channels-last", channels_last))
+    plain = results[0][1]
+    for position, (label, kwargs) in enumerate((("fp32, batch norm folded only", dict(channels_last=False)),
+                                                ("fp32, folded + channels-last, 3D convolutions",
+                                                 dict(channels_last=True, frame_convs=False))), start=1):
+        predictor = build_predictor(_config(model_name, ["annotate.precision=fp32"], tmp), weights=weights,
+                                    device=device)
+        predictor.model = plain.model.optimized_for_inference(**kwargs)
+        results.insert(position, (label, predictor))
     onnx = _onnx_predictor(model_name, weights, device, tmp)
     if onnx is not None:
         results.append(("onnxruntime fp32 (exported, folded)", onnx))

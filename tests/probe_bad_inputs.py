@@ -238,6 +238,9 @@ def cases() -> List[Case]:
            "--weights", "{weights}", "--detector", "csv", "--boxes", "{boxes}", "--second-offset", "900",
            "--device", "cpu"]
     ann_out = [*ann, "--out", "{work}/o.mp4"]
+    exp = ["export", "--config", "{tiny}", "model.num_classes=7", "model.num_frames=8", *lm, "--weights", "{weights}",
+           "--format", "onnx"]
+    exp_to = [*exp, "--out", "{work}/m.onnx"]
     det = ["detect", "--videos", "{video}", "--detector", "csv", "--boxes", "{boxes}", "--device", "cpu"]
     det_out = [*det, "--out", "{work}/o_boxes.csv"]
     pa = ["prep", "annotations", "--split", "val", "--root", "{data}"]
@@ -336,7 +339,37 @@ def cases() -> List[Case]:
         Case("test: bad device name", [*test, "test.device=gpu", "--weights", "{weights}"], says="test.device"),
         Case("test: videos folder missing", [*test, "data.video_dir={work}/novideos", "--weights", "{weights}"],
              says="novideos"),
+        # --- export
+        Case("export: --out is the weights", [*exp, "--out", "{weights}"], says="refusing to overwrite"),
+        Case("export: --out is the config", [*exp, "--out", "{tiny}"], says="refusing to overwrite"),
+        Case("export: --out is a folder", [*exp, "--out", "{afolder}"], says="is a folder"),
+        Case("export: --out under a file", [*exp, "--out", "{notes}/m.onnx"], says="is a file, not a folder"),
+        Case("export: unknown format", [*exp_to[:-4], "--format", "tflite", "--out", "{work}/m.tflite"],
+             says="invalid choice"),
+        Case("export: garbage weights", [*exp_to[:exp_to.index("--weights")], "--weights", "{w_garbage}",
+                                         *exp_to[exp_to.index("--weights") + 2:]], says="garbage.pth"),
+        Case("export: empty weights", [*exp_to[:exp_to.index("--weights")], "--weights", "{w_empty}",
+                                       *exp_to[exp_to.index("--weights") + 2:]], says="empty.pth"),
+        Case("export: weights that run code", [*exp_to[:exp_to.index("--weights")], "--weights", "{w_pickle}",
+                                               *exp_to[exp_to.index("--weights") + 2:]], says="refused|would run code"),
+        Case("export: weights of another architecture", [*exp_to[:exp_to.index("--weights")], "--weights",
+                                                         "{w_other_arch}", *exp_to[exp_to.index("--weights") + 2:]],
+             says="r101.pth|shape"),
+        Case("export: label map of another size", [*exp_to, "--labelmap",
+                                                    os.fspath(ROOT / "ava_detect/resources/ava_action_list_v2.2.pbtxt")],
+             says="label map has 80 classes"),
+        Case("export: a short side below two output strides", [*exp_to, "data.test_short_side=16"],
+             says="test_short_side=16"),
         # --- annotate
+        Case("annotate: --runtime onnxruntime with a checkpoint", [*ann_out, "--runtime", "onnxruntime"],
+             says="tiny.pth: not an ONNX model"),
+        Case("annotate: --runtime onnxruntime with a text file", [*ann_out[:ann_out.index("--weights")], "--weights",
+                                                                   "{w_text}", *ann_out[ann_out.index("--weights") + 2:],
+                                                                   "--runtime", "onnxruntime"],
+             says="text.pth: not an ONNX model"),
+        Case("annotate: --runtime torchscript with a checkpoint", [*ann_out, "--runtime", "torchscript"],
+             says="tiny.pth: not a TorchScript model"),
+        Case("annotate: unknown runtime", [*ann_out, "--runtime", "tensorrt"], says="invalid choice"),
         Case("annotate: threshold 2", [*ann_out, "--threshold", "2"], says="threshold"),
         Case("annotate: threshold nan", [*ann_out, "--threshold", "nan"], says="threshold"),
         Case("annotate: every 0", [*ann_out, "--every", "0"], says="every"),

@@ -44,6 +44,9 @@ class ActionPredictor:
     def describe(self) -> str:
         """One line for logs: number format and inference layout, e.g. ``fp32, batch norm folded``."""
         parts = ["bf16 autocast" if self.bf16 else "fp32"]
+        runtime = getattr(self.model, "runtime", None)
+        if runtime:
+            parts.insert(0, f"{runtime} ({self.model.path})")
         if getattr(self.model, "fused", False):
             parts.append("batch norm folded")
         if getattr(self.model, "channels_last", False):

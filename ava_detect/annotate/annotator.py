@@ -13,6 +13,7 @@ default ``slowfast_r50_8x8_ava``) describes the model (:func:`load_annotate_conf
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence, Union
 
@@ -30,7 +31,10 @@ from ava_detect.errors import AvaDetectError
 from ava_detect.io import PathLike
 
 if TYPE_CHECKING:
+    from ava_detect.data.ava_files import LabelMap
     from ava_detect.detection.base import PersonDetector
+
+logger = logging.getLogger(__name__)
 
 
 def preset_config(weights: str) -> Optional[Path]:
@@ -63,14 +67,18 @@ def load_annotate_config(config: Optional[PathLike], overrides: Sequence[str] = 
 
 
 def build_predictor(cfg: Config, *, weights: str, device: Union[str, torch.device] = "cpu",
-                    head: str = "auto") -> ActionPredictor:
+                    head: str = "auto", labelmap: Optional["LabelMap"] = None) -> ActionPredictor:
     """The action model of ``cfg.model`` with ``weights`` (a file or a published name), in eval mode on
     ``device``, behind the test transform. bf16 autocast when ``test.bf16`` or when ``annotate.precision``
     says so (``auto``: on CPUs with bf16 matrix units, :func:`~ava_detect.precision.use_bf16`); in bf16 and
     when ``annotate.fuse_bn``, the inference graph of
     :meth:`~ava_detect.model.detector.ActionDetector.optimized_for_inference` (batch norm folded,
-    channels-last, frame-wise convolutions in 2D). ``head``: as :func:`~ava_detect.model.load_weights` (``"load"``: the file must hold a
-    head that fits).
+    channels-last, frame-wise convolutions in 2D). ``head``: as :func:`~ava_detect.model.load_weights`
+    (``"load"``: the file must hold a head that fits).
+
+    With ``annotate.runtime`` ``onnxruntime`` or ``torchscript``, ``weights`` is a file of ``ava-detect export``:
+    its contract must fit ``cfg.model`` (and the action ids of ``labelmap``, when given), and gives the test
+    transform; onnxruntime runs on the CPU in float32.
 
     Raises:
         AvaDetectError: weights that cannot be read or do not fit the model.
@@ -79,6 +87,8 @@ def build_predictor(cfg: Config, *, weights: str, device: Union[str, torch.devic
     from ava_detect.precision import use_bf16
 
     device = torch.device(device)
+    if cfg.annotate.runtime != "torch":
+        return _exported_predictor(cfg, weights=weights, device=device, labelmap=labelmap)
     bf16 = bool(cfg.test.bf16) or use_bf16(cfg.annotate.precision, device)
     model = build_model(cfg)
     load_weights(model, weights, head=head)  # logs what was loaded
@@ -86,6 +96,27 @@ def build_predictor(cfg: Config, *, weights: str, device: Union[str, torch.devic
     if cfg.annotate.fuse_bn or bf16:
         model = model.optimized_for_inference(channels_last=True)
     return ActionPredictor(model=model.to(device), transform=build_test_transform(cfg), device=device, bf16=bf16)
+
+
+def _exported_predictor(cfg: Config, *, weights: str, device: torch.device,
+                        labelmap: Optional["LabelMap"]) -> ActionPredictor:
+    """:func:`build_predictor` for a file of ``ava-detect export``."""
+    from ava_detect.deploy import load_exported
+
+    runtime = cfg.annotate.runtime
+    if runtime == "onnxruntime":
+        if device.type != "cpu":
+            logger.info("onnxruntime runs the action model on the CPU")
+        device = torch.device("cpu")
+    model = load_exported(weights, runtime, device=device)
+    model.contract.check_config(cfg, labelmap, weights)
+    from ava_detect.precision import use_bf16
+
+    wanted = bool(cfg.test.bf16) or use_bf16(cfg.annotate.precision, device)
+    bf16 = wanted and runtime == "torchscript"
+    if wanted and not bf16:
+        logger.info("bf16 is not used by onnxruntime: the exported graph runs in float32")
+    return ActionPredictor(model=model, transform=model.contract.test_transform(), device=device, bf16=bf16)
 
 
 class Annotator:
@@ -128,7 +159,7 @@ class Annotator:
         if len(labelmap) != cfg.model.num_classes:
             raise AvaDetectError(f"model.num_classes={cfg.model.num_classes} but the label map has {len(labelmap)} "
                                  f"classes; pass the label map the model was trained with (--labelmap)", labelmap.path)
-        predictor = build_predictor(cfg, weights=weights or cfg.annotate.weights, device=device)
+        predictor = build_predictor(cfg, weights=weights or cfg.annotate.weights, device=device, labelmap=labelmap)
         return cls(detector=detector, predictor=predictor, class_ids=list(labelmap.ids), names=dict(labelmap.names),
                    options=options, renderer=renderer)
 

@@ -22,6 +22,7 @@ line. Examples:
   ava-detect annotate clip.mp4 --out clip_annotated.mp4 --csv clip.csv --json clip.json
   ava-detect annotate movie.mp4 --out out.mp4 --config configs/tiny.yaml --weights tiny.pth \\
       --detector csv --boxes boxes.csv --second-offset 900
+  ava-detect annotate clip.mp4 --out out.mp4 --config C.yaml --runtime onnxruntime --weights model.onnx
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
     parser.add_argument("--weights", metavar="FILE|NAME",
                         help=f"action-model weights: a file or a published name (default: {AnnotateConfig.weights})")
+    parser.add_argument("--runtime", choices=["torch", "onnxruntime", "torchscript"],
+                        help="what runs the action model (default torch); onnxruntime / torchscript run a file of "
+                             "`ava-detect export` given as --weights (onnxruntime: pip install \"ava_detect[onnx]\")")
     add_detector_argument(parser)
     add_detector_model_argument(parser)
     parser.add_argument("--detector-weights", metavar="FILE",
@@ -79,7 +83,7 @@ def _overrides(args: argparse.Namespace) -> list:
 
     size = args.detector_size
     precision = "bf16" if args.bf16 else args.precision
-    pairs = [("annotate.weights", args.weights), ("detector.backend", args.detector),
+    pairs = [("annotate.weights", args.weights), ("annotate.runtime", args.runtime), ("detector.backend", args.detector),
              ("detector.model", args.detector_model), ("detector.min_size", size),
              ("detector.max_size", None if size is None else (size * 5 + 2) // 3),
              ("annotate.precision", precision), ("detector.precision", precision),
