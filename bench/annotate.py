@@ -53,7 +53,7 @@ DETECTOR_SETTINGS: List[Tuple[str, List[str]]] = [
      ["detector.model=fasterrcnn_resnet50_fpn", "detector.min_size=480", "detector.max_size=800",
       "detector.proposals=300"]),
     ("fasterrcnn_mobilenet_v3_large_fpn 800 px, 1000 proposals", ["detector.model=fasterrcnn_mobilenet_v3_large_fpn"]),
-    ("fasterrcnn_mobilenet_v3_large_fpn 480 px, 300 proposals (--fast)",
+    ("fasterrcnn_mobilenet_v3_large_fpn 480 px, 300 proposals",
      ["detector.model=fasterrcnn_mobilenet_v3_large_fpn", "detector.min_size=480", "detector.max_size=800",
       "detector.proposals=300"]),
     ("  same, one keyframe per pass",
@@ -65,6 +65,9 @@ DETECTOR_SETTINGS: List[Tuple[str, List[str]]] = [
     ("fasterrcnn_mobilenet_v3_large_320_fpn 320 px, 150 proposals",
      ["detector.model=fasterrcnn_mobilenet_v3_large_320_fpn", "detector.min_size=320", "detector.max_size=640",
       "detector.proposals=150"]),
+    ("  same, one keyframe per pass (--fast)",
+     ["detector.model=fasterrcnn_mobilenet_v3_large_320_fpn", "detector.min_size=320", "detector.max_size=640",
+      "detector.proposals=150", "detector.batch_size=1"]),
 ]
 
 

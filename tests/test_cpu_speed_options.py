@@ -173,8 +173,8 @@ def test_fast_flag_overrides_and_explicit_flags_win():
     parser = cli.build_parser()
     args = parser.parse_args(["annotate", "v.mp4", "--out", "o.mp4", "--fast"])
     cfg = load_config(None, _overrides(args))
-    assert cfg.detector.model == "fasterrcnn_mobilenet_v3_large_fpn" and cfg.annotate.fuse_bn
-    assert cfg.detector.min_size == 480 and cfg.detector.proposals == 300
+    assert cfg.detector.model == "fasterrcnn_mobilenet_v3_large_320_fpn" and cfg.annotate.fuse_bn
+    assert cfg.detector.min_size == 320 and cfg.detector.proposals == 150 and cfg.detector.batch_size == 1
     assert _overrides(args)[:len(FAST_CPU_OVERRIDES)] == FAST_CPU_OVERRIDES
     args = parser.parse_args(["annotate", "v.mp4", "detector.proposals=100", "--out", "o.mp4", "--fast",
                               "--detector-size", "320", "--detector-model", "fasterrcnn_resnet50_fpn", "--precision",
