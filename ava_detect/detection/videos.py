@@ -296,7 +296,7 @@ def _settings(detector: "DetectorConfig", *, every: Optional[float], seconds: Op
             "boxes_csv": file_identity(detector.boxes_csv),
             "boxes_format": detector.boxes_format, "detectron2_config": detector.detectron2_config,
             "score_threshold": detector.score_threshold, "min_size": detector.min_size,
-            "max_size": detector.max_size, "every": every if every is None else int(every),
+            "max_size": detector.max_size, "proposals": detector.proposals, "every": every if every is None else int(every),
             "seconds": None if seconds is None else "{}-{}".format(*seconds), "second_offset": second_offset,
             "fps": fps}
 
