@@ -210,7 +210,8 @@ def check_annotate_against_test(work: Path, tmp_path: Path, monkeypatch) -> Tupl
     assert cli.main(["annotate", str(data / "videos" / f"{video_id}.mp4"), "--out", str(out),
                      "--csv", str(tmp_path / "annotated.csv"), "--config", str(config), "--weights", str(weights),
                      "--detector", "csv", "--boxes", str(boxes_csv), "--second-offset", "900",
-                     "--labelmap", str(data / cfg.data.labelmap), "--device", "cpu"]) == 0
+                     "--labelmap", str(data / cfg.data.labelmap), "--device", "cpu",
+                     "--precision", "fp32"]) == 0  # as `test` (auto would be bf16 on CPUs with bf16 units)
     threshold, top_k = cfg.annotate.threshold, cfg.annotate.top_k
     annotated = _read_csv(tmp_path / "annotated.csv")
     annotated["second"] = annotated["second"].astype(int)
