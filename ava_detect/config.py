@@ -345,6 +345,14 @@ class AnnotateConfig:
     crf: int = ranged(20, lo=0, hi=51)
     #: x264 preset (speed / size trade-off: ultrafast, veryfast, fast, medium, ...).
     preset: str = choice("veryfast", X264_PRESETS)
+    #: Live streams: seconds from a frame's arrival to its labelled output (video, live view); keyframes
+    #: the models cannot score in time are skipped, never queued. At least half the clip plus 0.2 s.
+    max_latency: float = ranged(5.0, lo=0.0, lo_open=True)
+    #: Live streams: seconds without a frame after which the stream has stalled (it ends, or reconnects).
+    stall_timeout: float = ranged(10.0, lo=0.0, lo_open=True)
+    #: Live streams: reopen a stream that stalled, ended or failed (back-off 1, 2, 4, ... 30 s, each attempt
+    #: logged) instead of ending; the run then ends on SIGINT / SIGTERM.
+    reconnect: bool = False
 
 
 @dataclass

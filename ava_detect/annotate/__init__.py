@@ -5,12 +5,14 @@ model -> person tracks -> rendered h264 video (+ audio) and AVA-format CSV / JSO
 :func:`annotate_video` runs one pass with given parts. The parts (:class:`ActionPredictor`,
 :class:`IoUTracker`, :class:`Renderer`, :class:`VideoWriter`, :class:`ResultWriter`) are usable on their
 own; :class:`AnnotateOptions` holds a pass's settings and :class:`LabelPolicy` decides which actions
-are written and drawn.
+are written and drawn. :func:`annotate_stream` (``Annotator.annotate_stream``) annotates a live
+stream within a latency budget (:class:`LiveOptions`).
 """
 
 from ava_detect.annotate.action import ActionPredictor
 from ava_detect.annotate.annotator import Annotator, build_predictor, load_annotate_config, preset_config
 from ava_detect.annotate.labels import LabelPolicy
+from ava_detect.annotate.live import LiveOptions, LiveStats, StreamStalled, annotate_stream
 from ava_detect.annotate.options import AnnotateOptions
 from ava_detect.annotate.pipeline import AnnotateStats, annotate_video, check_output_paths
 from ava_detect.annotate.render import DrawnPerson, FrameRenderer, Renderer, short_name
@@ -19,5 +21,5 @@ from ava_detect.annotate.tracking import IoUTracker
 from ava_detect.annotate.video_writer import VideoWriter
 
 __all__ = ["ActionPredictor", "AnnotateOptions", "AnnotateStats", "Annotator", "DrawnPerson", "FrameRenderer",
-           "IoUTracker", "LabelPolicy", "Renderer", "ResultWriter", "VideoWriter", "annotate_video", "build_predictor",
+           "IoUTracker", "LabelPolicy", "LiveOptions", "LiveStats", "Renderer", "StreamStalled", "annotate_stream", "ResultWriter", "VideoWriter", "annotate_video", "build_predictor",
            "check_output_paths", "load_annotate_config", "preset_config", "short_name"]

@@ -31,6 +31,7 @@ from ava_detect.errors import AvaDetectError
 from ava_detect.io import PathLike
 
 if TYPE_CHECKING:
+    from ava_detect.annotate.live import LiveOptions, LiveStats
     from ava_detect.data.ava_files import LabelMap
     from ava_detect.detection.base import PersonDetector
 
@@ -165,8 +166,22 @@ class Annotator:
 
     def annotate(self, video: PathLike, *, out_video: PathLike, out_csv: Optional[PathLike] = None,
                  out_json: Optional[PathLike] = None, video_id: Optional[str] = None,
-                 progress: Optional[Callable[[int], None]] = None) -> AnnotateStats:
+                 progress: Optional[Callable[[int], None]] = None,
+                 out_jsonl: Optional[PathLike] = None) -> AnnotateStats:
         """Annotate one video (:func:`~ava_detect.annotate.annotate_video`)."""
         return annotate_video(video, out_video=out_video, out_csv=out_csv, out_json=out_json, video_id=video_id,
                               detector=self.detector, predictor=self.predictor, class_ids=self.class_ids,
-                              names=self.names, options=self.options, renderer=self.renderer, progress=progress)
+                              names=self.names, options=self.options, renderer=self.renderer, progress=progress,
+                              out_jsonl=out_jsonl)
+
+    def annotate_stream(self, source: str, *, out_video: PathLike, live: Optional["LiveOptions"] = None,
+                        out_csv: Optional[PathLike] = None, out_jsonl: Optional[PathLike] = None,
+                        video_id: str = "live", view=None, stop=None, progress=None, on_open=None) -> "LiveStats":
+        """Annotate a live stream (:func:`~ava_detect.annotate.live.annotate_stream`; ``live`` defaults to
+        :class:`~ava_detect.annotate.live.LiveOptions` ()) until it ends, stalls or ``stop`` is set."""
+        from ava_detect.annotate.live import LiveOptions, annotate_stream
+
+        return annotate_stream(source, out_video=out_video, detector=self.detector, predictor=self.predictor,
+                               class_ids=self.class_ids, names=self.names, options=self.options,
+                               live=live or LiveOptions(), out_csv=out_csv, out_jsonl=out_jsonl, video_id=video_id,
+                               renderer=self.renderer, view=view, stop=stop, progress=progress, on_open=on_open)

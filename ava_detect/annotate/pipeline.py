@@ -78,7 +78,7 @@ def check_output_paths(video: PathLike, outputs: Sequence[Optional[PathLike]],
     or in a place that cannot be written (:class:`~ava_detect.io_paths.IOPaths`).
 
     Args:
-        outputs: the annotated video, the CSV and the JSON (None: not written).
+        outputs: the annotated video, the CSV, the JSON and the JSON Lines (None: not written).
         inputs: ``(label, path)`` of the other files read (weights, box CSV, label map, config).
 
     Raises:
@@ -87,7 +87,7 @@ def check_output_paths(video: PathLike, outputs: Sequence[Optional[PathLike]],
     paths = IOPaths().input("the input video", video)
     for label, path in inputs:
         paths.input(label, path)
-    for label, path in zip(("--out", "--csv", "--json"), outputs):
+    for label, path in zip(("--out", "--csv", "--json", "--jsonl"), outputs):
         paths.output(label, path)
     paths.check()
 
@@ -118,6 +118,12 @@ class AnnotateStats:
     width: int = 0
     height: int = 0
     rate: float = 0.0
+
+
+def summary(stats: AnnotateStats) -> Dict[str, object]:
+    """What a pass did, for the last JSON Lines line: frames, keyframes, boxes, people, seconds of video."""
+    return {"frames": stats.frames, "keyframes": stats.keyframes, "boxes": stats.boxes,
+            "people": stats.tracks, "video_seconds": round(stats.video_seconds, 3)}
 
 
 @dataclass
@@ -188,7 +194,7 @@ class _Annotator:
 
     def _clip_times(self, t: float) -> List[float]:
         idx = clip_frame_indices(int(round(t * self.fps)), num_frames=self.num_frames,
-                                 sampling_rate=self.sampling_rate, num_video_frames=self.info.num_frames)
+                                 sampling_rate=self.sampling_rate, num_video_frames=self.info.num_frames or None)
         return [int(i) / self.fps for i in idx]
 
     def _frame_at(self, t: float) -> _Frame:
@@ -216,12 +222,16 @@ class _Annotator:
                 return
             frame = self._frame_at(t)
             second = self.options.second_offset + int(math.floor(t + 1e-6))
-            kf = _Keyframe(number=self.next_kf, time=t, second=second,
-                           clip_times=self._clip_times(t), frame_index=frame.index, frame_time=frame.time,
-                           image=frame.rgb)
+            kf = self._new_keyframe(frame, number=self.next_kf, time=t, second=second,
+                                    clip_times=self._clip_times(t), frame_index=frame.index, frame_time=frame.time,
+                                    image=frame.rgb)
             self.pending.append(kf)
             self.render_kfs.append(kf)
             self.next_kf += 1
+
+    def _new_keyframe(self, frame: _Frame, **fields) -> _Keyframe:
+        """The keyframe whose picture is ``frame``."""
+        return _Keyframe(**fields)
 
     def _assemble_clips(self) -> None:
         for kf in self.pending:
@@ -285,7 +295,7 @@ class _Annotator:
         boxes_norm = pixels_to_normalized(kf.boxes, self.info.width, self.info.height).numpy()
         self.results.write_keyframe(time=kf.time, second=kf.second, frame=kf.frame_index, boxes_norm=boxes_norm,
                                     boxes_px=boxes_px, det_scores=kf.det_scores.numpy(), person_ids=kf.ids,
-                                    probs=kf.probs)
+                                    probs=kf.probs, extra=self._result_extra(kf))
         drawn = []
         for k in range(len(boxes_px)):
             labels = [(self.column_names[j], float(kf.probs[k, j])) for j in self.options.labels.drawn(kf.probs[k])]
@@ -293,6 +303,10 @@ class _Annotator:
         kf.drawn = drawn
         self.stats.keyframes += 1
         self.stats.boxes += len(boxes_px)
+
+    def _result_extra(self, kf: _Keyframe) -> Optional[Dict[str, object]]:
+        """More fields of a keyframe's JSON Lines line (none for files)."""
+        return None
 
     # ---- rendering -----------------------------------------------------------------------
 
@@ -387,7 +401,7 @@ class _Annotator:
 def _open_outputs(stack: contextlib.ExitStack, video: Path, info: VideoInfo, *, reader: VideoReader, rate: Fraction,
                   out_video: PathLike, out_csv: Optional[PathLike], out_json: Optional[PathLike],
                   header: Dict[str, object], class_ids: Sequence[int], names: Dict[int, str],
-                  options: AnnotateOptions) -> Tuple[VideoWriter, ResultWriter]:
+                  options: AnnotateOptions, out_jsonl: Optional[PathLike] = None) -> Tuple[VideoWriter, ResultWriter]:
     """The video writer (audio copied) and the CSV / JSON writer, at temporary names renamed when ``stack`` exits
     without an error."""
     stream = reader.stream
@@ -396,6 +410,7 @@ def _open_outputs(stack: contextlib.ExitStack, video: Path, info: VideoInfo, *, 
     tmp_video = stack.enter_context(atomic_path(out_video))
     csv_file = stack.enter_context(atomic_open(out_csv, "w", encoding="utf-8", newline="")) if out_csv else None
     json_file = stack.enter_context(atomic_open(out_json, "w", encoding="utf-8")) if out_json else None
+    jsonl_file = stack.enter_context(atomic_open(out_jsonl, "w", encoding="utf-8")) if out_jsonl else None
     try:
         writer = VideoWriter(tmp_video, width=info.width, height=info.height, rate=rate,
                              audio_source=video if reader.container.streams.audio else None, video_start=video_start,
@@ -403,8 +418,8 @@ def _open_outputs(stack: contextlib.ExitStack, video: Path, info: VideoInfo, *, 
     except (av.FFmpegError, ValueError) as e:
         raise AvaDetectError(f"cannot write a video here ({e}); use a .mp4 file name", out_video) from None
     stack.enter_context(writer)
-    results = ResultWriter(csv_file=csv_file, json_file=json_file, video_id=header["video_id"], header=header,
-                           class_ids=class_ids, names=names, labels=options.labels)
+    results = ResultWriter(csv_file=csv_file, json_file=json_file, jsonl_file=jsonl_file, video_id=header["video_id"],
+                           header=header, class_ids=class_ids, names=names, labels=options.labels)
     return writer, results
 
 
@@ -450,6 +465,7 @@ def annotate_video(
     video_id: Optional[str] = None,
     renderer: Callable[..., FrameRenderer] = Renderer,
     progress: Optional[Callable[[int], None]] = None,
+    out_jsonl: Optional[PathLike] = None,
 ) -> AnnotateStats:
     """Annotate one video (see the module docstring).
 
@@ -460,7 +476,7 @@ def annotate_video(
         predictor: the action model with the test transform.
         class_ids: AVA action id of each model output column; names: id -> display name.
         options: keyframes, clip, labels, batches, tracking, encoding (:class:`AnnotateOptions`).
-        out_csv, out_json: result files (optional).
+        out_csv, out_json, out_jsonl: result files (optional; JSON Lines: one line per keyframe).
         video_id: first CSV column and box-CSV key (default: the file name without its suffix).
         renderer: ``renderer(width=W, height=H)`` makes what draws the people on the frames
             (default :class:`~ava_detect.annotate.render.Renderer`).
@@ -478,7 +494,7 @@ def annotate_video(
     if len(class_ids) != predictor.num_classes:
         raise AvaDetectError(f"the label map has {len(class_ids)} classes but the action model predicts "
                              f"{predictor.num_classes}; pass the label map the model was trained with")
-    check_output_paths(video, [out_video, out_csv, out_json])
+    check_output_paths(video, [out_video, out_csv, out_json, out_jsonl])
     if not Path(out_video).suffix:
         raise AvaDetectError("output video needs a file suffix that names the container, e.g. .mp4", out_video)
     info = probe_video(video, fps=options.fps)
@@ -496,7 +512,7 @@ def annotate_video(
                   "threshold": options.labels.threshold, "labels": {str(i): names.get(int(i), "") for i in class_ids}}
         writer, results = _open_outputs(stack, video, info, reader=reader, rate=rate,
                                         out_video=out_video, out_csv=out_csv, out_json=out_json, header=header,
-                                        class_ids=class_ids, names=names, options=options)
+                                        class_ids=class_ids, names=names, options=options, out_jsonl=out_jsonl)
         annotator = _Annotator(
             options=options, detector=detector, predictor=predictor,
             renderer=renderer(width=info.width, height=info.height), writer=writer, results=results,
@@ -505,9 +521,9 @@ def annotate_video(
         annotator.finish(_decode_into(annotator, reader, info))
         if reader.is_truncated():
             stats.video_seconds = reader.end
-        results.close()
-        stats.rows = results.rows
         stats.tracks = len(annotator.track_ids)
+        results.close(summary(stats))
+        stats.rows = results.rows
     stats.timings["total"] = time.perf_counter() - start_all
     if writer.retimed:
         logger.warning("%s: %d frames have a timestamp that repeats or goes backwards; each was written one tick "

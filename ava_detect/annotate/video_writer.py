@@ -12,6 +12,11 @@ encoded as 4:4:4 instead, keeping the exact size. Audio packets are copied witho
 with the video as it is written (nothing is held back beyond the muxer's own interleaving). An
 audio codec the output container cannot hold (e.g. PCM in mp4) is re-encoded to AAC, with a
 warning.
+
+A **live** writer (``live=True``, for streams) writes a file that plays while it grows and after
+the process is killed: fragmented MP4 (``movflags=frag_keyframe+empty_moov+default_base_moof``, a
+fragment per key frame, one key frame per second), x264 tuned for zero latency (no frames held
+in the encoder's look-ahead), and every packet flushed to the file as it is muxed.
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ class VideoWriter:
         video_start: seconds of the source's timeline at which the first video frame is shown
             (audio keeps its offset to it).
         crf, preset: x264 quality and speed settings.
+        live: a fragmented file that is playable while it grows (see the module docstring).
 
     Use as a context manager, or call :meth:`close` (which flushes the encoder); :meth:`abort`
     closes without finishing after an error.
@@ -117,6 +123,7 @@ class VideoWriter:
     def __init__(
         self, path: PathLike, *, width: int, height: int, rate: Fraction, audio_source: Optional[PathLike] = None,
         video_start: float = 0.0, crf: int = 20, preset: str = "veryfast", time_base: Optional[Fraction] = None,
+        live: bool = False,
     ):
         self.path = os.fspath(path)
         self.width, self.height = int(width), int(height)
@@ -124,7 +131,10 @@ class VideoWriter:
         if rate <= 0:
             raise AvaDetectError(f"cannot write a video at {float(rate)} frames per second", self.path)
         self.rate = rate
-        self.container = av.open(self.path, mode="w")
+        options = {"flush_packets": "1"} if live else {}
+        if live and os.path.splitext(self.path)[1].lower() in (".mp4", ".m4v", ".mov"):
+            options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
+        self.container = av.open(self.path, mode="w", container_options=options)
         try:
             stream = self.container.add_stream("libx264", rate=rate)
             stream.width, stream.height = self.width, self.height
@@ -133,6 +143,9 @@ class VideoWriter:
             stream.codec_context.time_base = self.time_base
             stream.time_base = self.time_base
             stream.options = {"crf": str(int(crf)), "preset": str(preset)}
+            if live:
+                stream.options = {**stream.options, "tune": "zerolatency"}
+                stream.codec_context.gop_size = max(1, int(round(float(rate))))
             self.stream = stream
             self.audio: Optional[_AudioCopy] = None
             if audio_source is not None:
