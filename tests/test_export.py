@@ -297,7 +297,7 @@ def test_cli_export_and_annotate_with_onnxruntime(tiny_onnx, tmp_path, capsys):
     boxes.write_text("carphone_176x144,0000,0.2,0.1,0.8,0.9,,0.99\ncarphone_176x144,0000,0.05,0.3,0.4,0.95,,0.95\n"
                      "carphone_176x144,0001,0.25,0.1,0.85,0.9,,0.99\ncarphone_176x144,0002,0.1,0.1,0.5,0.5,,0.9\n")
     common = ["--config", str(TINY), *TINY_OVERRIDES, "--detector", "csv", "--boxes", str(boxes), "--threshold", "0.05",
-              "--device", "cpu"]
+              "--device", "cpu", "--precision", "fp32"]  # onnxruntime runs fp32 (auto is bf16 on CPUs with bf16 units)
     csvs = {}
     for runtime, file in (("torch", weights), ("onnxruntime", onnx_path)):
         csv = tmp_path / f"{runtime}.csv"
