@@ -318,12 +318,26 @@ def test_growing_file_with_live(feed, tmp_path, capsys):
     growing = tmp_path / f"{feed.stem}.ts"
     feeder = StreamFeeder(feed.ts, "file", out=open(growing, "wb")).start()
     try:
-        line = cli_error(capsys, *_argv(feed, growing, tmp_path / "o", "--live", "--stall-timeout", "1"))
+        line = cli_error(capsys, *_argv(feed, growing, tmp_path / "o", "--live", "--stall-timeout", "1",
+                                        "--max-height", "60"))
     finally:
         feeder.stop()
     assert "stalled" in line  # the file stopped growing
-    end = _lines(tmp_path / "o" / "out.jsonl")[-1]
-    assert end["frames"] == 180 and end["keyframes"] >= 5
+    lines = _lines(tmp_path / "o" / "out.jsonl")
+    assert lines[-1]["frames"] == 180 and lines[-1]["keyframes"] >= 5
+    # pictures scaled down on reading: the models, the drawing and the video at 80x60
+    assert (lines[0]["width"], lines[0]["height"]) == (80, 60)
+    assert {f.shape for f in _decoded_frames(tmp_path / "o" / "out.mp4")} == {(60, 80, 3)}
+
+
+def test_max_height_scales_a_file_on_reading(feed, tmp_path):
+    assert cli.main(_argv(feed, feed.ts, tmp_path, "--max-height", "61")) == 0
+    start = _lines(tmp_path / "out.jsonl")[0]
+    assert (start["width"], start["height"]) == (80, 60)  # even sides, the aspect ratio kept
+    frames = _decoded_frames(tmp_path / "out.mp4")
+    assert len(frames) == 180 and frames[0].shape == (60, 80, 3)
+    assert AnnotateOptions(num_frames=8, sampling_rate=8, max_height=1080).working_size(3840, 2160) == (1920, 1080)
+    assert AnnotateOptions(num_frames=8, sampling_rate=8, max_height=1080).working_size(640, 480) == (640, 480)
 
 
 def test_reconnect_after_the_writer_goes_away(feed, tmp_path, caplog):

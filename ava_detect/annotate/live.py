@@ -304,8 +304,8 @@ class _LiveAnnotator(_Annotator):
         self.warned_late = True
         least = half_clip_seconds(self.options) + self.estimate + self.margin + 0.2
         logger.warning("the models take %.2f s per keyframe, so keyframes cannot be scored within --max-latency "
-                       "%g s and are skipped; at least %.1f s would let them through (or use lighter models: --fast)",
-                       self.estimate, self.live.max_latency, least)
+                       "%g s and are skipped; at least %.1f s would let them through (or make the models' work "
+                       "lighter: --fast, --max-height)", self.estimate, self.live.max_latency, least)
 
     # ---- drawing -----------------------------------------------------------------------------------
 
@@ -432,6 +432,7 @@ class _LiveAnnotator(_Annotator):
             self._create_keyframes()
             self._assemble_clips()
             if self.stopping:
+                self._render_ready()  # every frame now (they are all due), then the keyframe being scored
                 self._collect(wait=True)
                 for kf in list(self.pending):
                     self._skip(kf, "stopped")
@@ -522,7 +523,7 @@ def annotate_stream(
         raise AvaDetectError("output video needs a file suffix that names the container, e.g. .mp4", out_video)
     stop = stop if stop is not None else threading.Event()
     src = LiveSource(source, stall_timeout=live.stall_timeout, reconnect=live.reconnect, follow=live.follow,
-                     cancel=stop)
+                     cancel=stop, size=options.working_size)
     src.open()  # errors here leave nothing behind
     if on_open is not None:
         on_open(src)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Tuple
 
 from ava_detect.annotate.labels import LabelPolicy
 from ava_detect.data.constants import FPS
@@ -26,6 +26,7 @@ class AnnotateOptions:
         fps: the clip time axis (AVA: 30).
         track_iou, track_max_age: tracker settings (:class:`~ava_detect.annotate.tracking.IoUTracker`).
         crf, preset: x264 settings of the written video.
+        max_height: pictures are scaled down to at most this many pixels high on reading (0: not scaled).
     """
 
     num_frames: int
@@ -40,10 +41,22 @@ class AnnotateOptions:
     track_max_age: int = 2
     crf: int = 20
     preset: str = "veryfast"
+    max_height: int = 0
 
     def __post_init__(self) -> None:
         if not self.every > 0:
             raise AvaDetectError(f"keyframe interval must be > 0 seconds, got {self.every}")
+        if self.max_height < 0:
+            raise AvaDetectError(f"max_height must be >= 0 (0: pictures as they are), got {self.max_height}")
+
+    def working_size(self, width: int, height: int) -> Tuple[int, int]:
+        """``(width, height)`` of the pictures worked on and written: the input's, or scaled down to
+        ``max_height`` keeping the aspect ratio (both sides even, for 4:2:0 video)."""
+        if not self.max_height or height <= self.max_height:
+            return width, height
+        h = max(2, self.max_height - self.max_height % 2)
+        w = max(2, int(round(width * h / height / 2.0)) * 2)
+        return w, h
 
     @classmethod
     def from_config(cls, cfg: "Config") -> "AnnotateOptions":
@@ -53,4 +66,5 @@ class AnnotateOptions:
         return cls(num_frames=cfg.model.num_frames, sampling_rate=cfg.model.sampling_rate, every=float(a.every),
                    second_offset=int(a.second_offset), labels=labels,
                    batch_size=a.batch_size, detect_batch=cfg.detector.batch_size, fps=cfg.data.fps,
-                   track_iou=a.track_iou, track_max_age=a.track_max_age, crf=a.crf, preset=a.preset)
+                   track_iou=a.track_iou, track_max_age=a.track_max_age, crf=a.crf, preset=a.preset,
+                   max_height=int(a.max_height))

@@ -38,6 +38,7 @@ file is never an output.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -436,9 +437,7 @@ def _decode_into(annotator: _Annotator, reader: VideoReader, info: VideoInfo) ->
             if item is None:
                 break
             t, frame = item
-            rgb = reader.rgb(frame)
-            if rgb.shape[0] != info.height or rgb.shape[1] != info.width:
-                rgb = reader.rgb(frame, info.width, info.height)  # mid-stream size change: keep one size
+            rgb = reader.rgb(frame, info.width, info.height)  # one size (also after a mid-stream size change)
             timings["decode"] += time.perf_counter() - t0
             annotator.add_frame(index, t, rgb)
             index += 1
@@ -498,6 +497,9 @@ def annotate_video(
     if not Path(out_video).suffix:
         raise AvaDetectError("output video needs a file suffix that names the container, e.g. .mp4", out_video)
     info = probe_video(video, fps=options.fps)
+    width, height = options.working_size(info.width, info.height)
+    if (width, height) != (info.width, info.height):
+        info = dataclasses.replace(info, width=width, height=height)  # pictures scaled on reading
     video_id = video_id if video_id is not None else video.stem
     stats = AnnotateStats(width=info.width, height=info.height, video_seconds=info.duration)
 

@@ -88,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="added to the file's whole seconds in the CSV / box lookup (default 0; 900 for AVA)")
     parser.add_argument("--labelmap", metavar="MAP.pbtxt", help="action names (default: the model's label map)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="keyframe clips per action-model pass")
+    parser.add_argument("--max-height", type=bounded_int(0, 16384), metavar="PX",
+                        help="scale pictures down to at most PX high on reading (0: as they are); the models, "
+                             "drawing and written video work at that size (540 for a 1080p camera on a CPU)")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="number format of both models: auto (default: bf16 on CPUs with bf16 matrix units, "
                              "else fp32), fp32, bf16 (action probabilities then differ by about 1e-2)")
@@ -129,7 +132,8 @@ def _overrides(args: argparse.Namespace) -> list:
              ("detector.score_threshold", args.box_threshold), ("annotate.every", args.every),
              ("annotate.threshold", args.threshold), ("annotate.top_k", args.top_k),
              ("annotate.second_offset", args.second_offset), ("annotate.labelmap", args.labelmap),
-             ("annotate.batch_size", args.batch_size), ("annotate.max_latency", args.max_latency),
+             ("annotate.batch_size", args.batch_size), ("annotate.max_height", args.max_height),
+             ("annotate.max_latency", args.max_latency),
              ("annotate.stall_timeout", args.stall_timeout), ("annotate.reconnect", True if args.reconnect else None)]
     fast = list(FAST_CPU_OVERRIDES) if args.fast else []  # first: the user's overrides and flags win
     return fast + list(args.overrides) + [f"{k}={v}" for k, v in pairs if v is not None]

@@ -118,7 +118,9 @@ class _WaitingInput(io.RawIOBase):
 
     Args:
         fd: an open file descriptor (non-blocking for FIFOs).
+        stopped: says when to give up waiting (the source is stopping).
         follow: a regular file: its end means "not written yet".
+        fifo: a named pipe opened without blocking: its end before any data means "no writer yet".
     """
 
     def __init__(self, fd: int, *, stall_timeout: float, stopped: Callable[[], bool], follow: bool, fifo: bool):
@@ -176,6 +178,8 @@ class LiveSource:
         follow: read a regular file as a growing one.
         max_queue: frames held for the consumer (default: :data:`QUEUE_SECONDS` of the stream's rate).
         cancel: an event that, once set, stops opening, waiting and reconnecting (e.g. set by SIGINT).
+        size: ``(width, height) -> (width, height)``: the size frames are converted to, from the first frame's
+            shown size (default: that size).
 
     Use :meth:`open` (opens and decodes the first frame: errors surface here, before any output
     exists), then :meth:`start`, then :meth:`get` until it returns None with :attr:`ended` set;
@@ -183,7 +187,8 @@ class LiveSource:
 
     Attributes:
         name: the source as shown in messages (a URL's password hidden, :func:`display_name`).
-        width, height, rate: the first frame's shown size and the stream's nominal frame rate.
+        width, height, rate: the size of the frames given out (the first frame's shown size, or ``size`` of it)
+            and the stream's nominal frame rate.
         ended: the stream is over and its queue empty. end_reason: ``"end of stream"``, ``"stalled"``,
             ``"stopped"`` or ``"error: ..."``.
         dropped: frames dropped because the consumer was more than the queue behind.
@@ -191,7 +196,8 @@ class LiveSource:
     """
 
     def __init__(self, source: str, *, stall_timeout: float = 10.0, reconnect: bool = False, follow: bool = False,
-                 max_queue: Optional[int] = None, cancel: Optional[threading.Event] = None):
+                 max_queue: Optional[int] = None, cancel: Optional[threading.Event] = None,
+                 size: Optional[Callable[[int, int], Tuple[int, int]]] = None):
         if not stall_timeout > 0:
             raise AvaDetectError(f"--stall-timeout must be > 0 seconds, got {stall_timeout}")
         self.source, self.kind = source, source_kind(source, follow=follow)
@@ -201,6 +207,7 @@ class LiveSource:
                                  "growing file", self.name)
         self.stall_timeout, self.reconnect = float(stall_timeout), bool(reconnect)
         self._max_queue = max_queue
+        self._size = size
         self.width = self.height = 0
         self.rate = 0.0
         self.ended = False
@@ -249,7 +256,7 @@ class LiveSource:
             else:
                 fd = os.open(self.source, os.O_RDONLY)
             self._input = _WaitingInput(fd, stall_timeout=timeout, stopped=self._stopped, follow=self.kind == "growing",
-                                        fifo=self.kind in ("fifo", "stdin"))
+                                        fifo=self.kind == "fifo")
             try:
                 self._container = av.open(self._input, mode="r", metadata_errors="ignore")
             except BaseException:
@@ -330,7 +337,7 @@ class LiveSource:
         self.rate = stream_rate(stream)
         self._orientation = self._frame_orientation(first[1])
         shown_w, shown_h = self._orientation.shown_size(first[1].width, first[1].height)
-        self.width, self.height = shown_w, shown_h
+        self.width, self.height = self._size(shown_w, shown_h) if self._size else (shown_w, shown_h)
         self._push(first)
         return self
 
