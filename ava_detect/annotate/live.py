@@ -64,7 +64,8 @@ from ava_detect.io_paths import IOPaths
 
 logger = logging.getLogger(__name__)
 
-#: Frames are drawn this long (s) before their deadline, for drawing and encoding themselves.
+#: Frames are drawn at least this long (s) before their deadline, for drawing and encoding themselves
+#: (more, for a while, after a frame was late).
 RENDER_MARGIN_S = 0.1
 #: Latency histogram resolution (s) and range (longer latencies count in the last bin).
 _BIN_S, _BINS = 0.01, 6000
@@ -299,10 +300,12 @@ class _LiveAnnotator(_Annotator):
                                         image, kf.clip)
 
     def _warn_late(self) -> None:
-        if self.warned_late:
+        """Warn once when no keyframe can be scored within the budget, even with the models free (a keyframe
+        that waited for the models is skipped without a warning: the summary counts those)."""
+        least = half_clip_seconds(self.options) + self.estimate + self.margin + 0.2
+        if self.warned_late or least <= self.live.max_latency:
             return
         self.warned_late = True
-        least = half_clip_seconds(self.options) + self.estimate + self.margin + 0.2
         logger.warning("the models take %.2f s per keyframe, so keyframes cannot be scored within --max-latency "
                        "%g s and are skipped; at least %.1f s would let them through (or make the models' work "
                        "lighter: --fast, --max-height)", self.estimate, self.live.max_latency, least)
@@ -354,6 +357,13 @@ class _LiveAnnotator(_Annotator):
         latency = time.monotonic() - frame.arrival
         self.stats.frame_latency.add(latency)
         self.stats.over_budget += latency > self.live.max_latency
+        # frames are drawn `margin` before their deadline: widen it when one was late (the CPU was busy
+        # with the models), narrow it back slowly (about 12 ms per second of 25 fps frames)
+        over = latency - self.live.max_latency
+        if over > 0:
+            self.margin = min(self.margin + over + 0.02, self.live.max_latency / 4)
+        else:
+            self.margin = max(RENDER_MARGIN_S, self.margin - 0.0005)
         self.stats.video_seconds = max(self.stats.video_seconds, frame.time)
         if self.view is not None:
             self.shows.append((frame.arrival, _view_picture(image)))
