@@ -23,6 +23,21 @@ from typing import Any, Dict, List, Optional
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
+def chromium_or_skip() -> str:
+    """The Chromium to run, or skip the calling test with the reason (fail it in CI, which installs one)."""
+    import pytest
+
+    from common import in_ci
+
+    path = find_chromium()
+    if path is None:
+        reason = "needs a headless Chromium (Debian: apt-get install chromium); .ci/run installs it"
+        if in_ci():
+            pytest.fail(reason + "; CI installs it, so its absence is a failure", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
 def find_chromium() -> Optional[str]:
     """Path of a Chromium (or Chrome) executable, or None."""
     for name in NAMES:

@@ -21,8 +21,8 @@ from ava_detect.evaluation.analysis import FP_KINDS, analyse
 from ava_detect.evaluation.frame_map import (BoxRows, average_precision, frame_map, frame_map_matching, load_labelmap,
                                              read_inputs)
 
-from chromium import Chromium, find_chromium
-from common import FIXTURES, in_ci, subprocess_env
+from chromium import Chromium, chromium_or_skip, find_chromium
+from common import FIXTURES, subprocess_env
 
 EXCERPT = FIXTURES / "eval" / "ava_val_excerpt"
 TOL = 1e-12
@@ -324,14 +324,6 @@ def test_html_page_content_and_no_torch(tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-def _chromium_or_skip() -> str:
-    path = find_chromium()
-    if path is None:
-        reason = "needs a headless Chromium (Debian: apt-get install chromium); .ci/run installs it"
-        if in_ci():
-            pytest.fail(reason + "; CI installs it, so its absence is a failure", pytrace=False)
-        pytest.skip(reason)
-    return path
 
 
 _ROW_ORDER = "[...document.querySelectorAll('#classes tbody tr')].map(r => r.dataset.id)"
@@ -340,7 +332,7 @@ _ROW_ORDER = "[...document.querySelectorAll('#classes tbody tr')].map(r => r.dat
 def test_report_page_in_headless_chromium(synthetic_eval, tmp_path):
     """Loaded from disk with JavaScript on: no console errors, every image loads, sorting by AP
     reorders the table, selecting a class highlights its curve, and it fits a phone's width."""
-    executable = _chromium_or_skip()
+    executable = chromium_or_skip()
     s = synthetic_eval
     out = tmp_path / "report.html"
     assert main(["eval", "--gt", str(s["gt"]), "--pred", str(s["pred"]), "--labelmap", str(s["labelmap"]),
@@ -394,7 +386,7 @@ def test_report_page_in_headless_chromium(synthetic_eval, tmp_path):
 
 def test_browser_driver_sees_console_errors_and_broken_images(tmp_path):
     """The checks above can fail: the driver reports errors and a broken image reads as width 0."""
-    executable = _chromium_or_skip()
+    executable = chromium_or_skip()
     page = tmp_path / "bad.html"
     page.write_text('<!DOCTYPE html><html><body><img id="bad" src="data:image/jpeg;base64,AAAA">'
                     '<script>console.error("logged error"); throw new Error("uncaught boom");</script></body></html>')

@@ -32,7 +32,7 @@ from ava_detect.config import load_config
 from ava_detect.data.live_source import LiveSource, display_name, source_kind
 from ava_detect.errors import AvaDetectError
 from ava_detect.model import build_model, save_checkpoint
-from common import cli_error, command, in_ci, subprocess_env
+from common import cli_error, command, subprocess_env
 from live_streams import StreamFeeder, encode_ts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -373,13 +373,9 @@ def test_reconnect_after_the_writer_goes_away(feed, tmp_path, caplog):
 
 
 def test_live_view_shows_the_stream_in_chromium(feed, tmp_path):
-    from chromium import Chromium, find_chromium
+    from chromium import Chromium, chromium_or_skip
 
-    if find_chromium() is None:
-        reason = "needs a headless Chromium (Debian: apt-get install chromium); .ci/run installs it"
-        if in_ci():
-            pytest.fail(reason + "; CI installs it, so its absence is a failure", pytrace=False)
-        pytest.skip(reason)
+    executable = chromium_or_skip()
     annotator = _annotator(feed)
     errors = []
     with StreamFeeder(feed.ts, "tcp", loop=True) as feeder, LiveView("127.0.0.1", 0) as view:
@@ -395,7 +391,7 @@ def test_live_view_shows_the_stream_in_chromium(feed, tmp_path):
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
         try:
-            with Chromium() as browser:
+            with Chromium(executable) as browser:
                 browser.navigate(view.url)
                 width = browser.evaluate(
                     "new Promise(r => { const i = document.querySelector('img'); const t = () => "

@@ -24,8 +24,7 @@ from PIL import Image
 from ava_detect.annotate.live_view import LiveView, is_loopback, parse_serve_address
 from ava_detect.errors import AvaDetectError
 
-from chromium import Chromium, find_chromium
-from common import in_ci
+from chromium import Chromium, chromium_or_skip
 
 W, H = 96, 64
 
@@ -393,14 +392,6 @@ def test_close_returns_promptly_while_clients_keep_streams_open():
 # --------------------------------------------------------------------------------------
 
 
-def _chromium_or_skip() -> str:
-    path = find_chromium()
-    if path is None:
-        reason = "needs a headless Chromium (Debian: apt-get install chromium); .ci/run installs it"
-        if in_ci():
-            pytest.fail(reason + "; CI installs it, so its absence is a failure", pytrace=False)
-        pytest.skip(reason)
-    return path
 
 
 _SNAPSHOT = """(() => {
@@ -416,7 +407,7 @@ _SNAPSHOT = """(() => {
 def test_the_page_shows_changing_frames_in_headless_chromium():
     """The page at view.url loads, its <img> decodes at the frame's size, what it shows changes
     while frames keep coming, and the status line follows /status.json; no console errors."""
-    executable = _chromium_or_skip()
+    executable = chromium_or_skip()
     with LiveView(max_fps=15, title="live test") as view, _publishing(view, interval=0.04):
         with Chromium(executable) as browser:
             browser.navigate(view.url)

@@ -233,15 +233,6 @@ class _LiveAnnotator(_Annotator):
         arrival = getattr(frame, "arrival", time.monotonic())
         return _LiveKeyframe(**fields, arrival=arrival, deadline=arrival + self.live.max_latency - self.margin)
 
-    def _assemble_clips(self) -> None:
-        for kf in self.pending:
-            if kf.clip_done:
-                continue
-            if not self._known_until(kf.clip_times[-1]):
-                return
-            kf.clip = [self._frame_at(t).rgb for t in kf.clip_times]
-            kf.clip_done = True
-
     def _result_extra(self, kf: _Keyframe) -> Dict[str, object]:
         now = time.monotonic()
         latency = now - kf.arrival
@@ -548,16 +539,9 @@ def annotate_stream(
     with contextlib.ExitStack() as stack:
         stack.callback(src.join, 1.0)
         stack.callback(src.stop)
-        try:
-            writer = VideoWriter(out_video, width=src.width, height=src.height, rate=rate, crf=options.crf,
-                                 preset=options.preset, time_base=Fraction(1, 90000), live=True)
-        except (OSError, ValueError) as e:
-            raise AvaDetectError(f"cannot write a video here ({e}); use a .mp4 file name", out_video) from None
-        stack.callback(writer.close)  # finalised on every way out: usable results are never lost
-        csv_file = stack.enter_context(open(out_csv, "x", encoding="utf-8", newline="")) if out_csv else None
-        jsonl_file = stack.enter_context(open(out_jsonl, "x", encoding="utf-8")) if out_jsonl else None
-        results = ResultWriter(csv_file=csv_file, json_file=None, jsonl_file=jsonl_file, video_id=video_id,
-                               header=header, class_ids=class_ids, names=names, labels=options.labels, flush=True)
+        writer, results = _open_live_outputs(stack, src, rate=rate, options=options, out_video=out_video,
+                                             out_csv=out_csv, out_jsonl=out_jsonl, header=header,
+                                             class_ids=class_ids, names=names, video_id=video_id)
         annotator = _LiveAnnotator(
             live=live, view=view, wall_offset=time.time() - time.monotonic(),
             options=options, detector=detector, predictor=predictor,
@@ -573,16 +557,40 @@ def annotate_stream(
             results.close({**summary(stats), **stats.status(), "end": stats.end_reason or "error",
                            "reconnects": stats.reconnects})
             stats.rows = results.rows
+    _raise_for_end(stats, src.name, live)
+    return stats
+
+
+def _open_live_outputs(stack: contextlib.ExitStack, src: LiveSource, *, rate: Fraction, options: AnnotateOptions,
+                       out_video: PathLike, out_csv: Optional[PathLike], out_jsonl: Optional[PathLike],
+                       header: Dict[str, object], class_ids: Sequence[int], names: Dict[int, str],
+                       video_id: str) -> Tuple[VideoWriter, ResultWriter]:
+    """The live video and result files, at their final names (new files only), finalised when ``stack``
+    exits, whatever the way out: usable results are never lost."""
+    try:
+        writer = VideoWriter(out_video, width=src.width, height=src.height, rate=rate, crf=options.crf,
+                             preset=options.preset, time_base=Fraction(1, 90000), live=True)
+    except (OSError, ValueError) as e:
+        raise AvaDetectError(f"cannot write a video here ({e}); use a .mp4 file name", out_video) from None
+    stack.callback(writer.close)
+    csv_file = stack.enter_context(open(out_csv, "x", encoding="utf-8", newline="")) if out_csv else None
+    jsonl_file = stack.enter_context(open(out_jsonl, "x", encoding="utf-8")) if out_jsonl else None
+    results = ResultWriter(csv_file=csv_file, json_file=None, jsonl_file=jsonl_file, video_id=video_id,
+                           header=header, class_ids=class_ids, names=names, labels=options.labels, flush=True)
+    return writer, results
+
+
+def _raise_for_end(stats: LiveStats, name: str, live: LiveOptions) -> None:
+    """A stream that stalled or failed is an error (raised after its outputs were finalised)."""
     if stats.end_reason == "stalled":
         stalled = StreamStalled(f"no frame for {live.stall_timeout:g} s: the stream stalled; the outputs are "
                                 f"complete up to {stats.video_seconds:.1f} s of stream time (--reconnect waits for it "
-                                f"to come back)", src.name)
+                                f"to come back)", name)
         stalled.stats = stats
         raise stalled
     if stats.end_reason.startswith("error"):
         raise AvaDetectError(f"the stream failed ({stats.end_reason[7:]}); the outputs are complete up to "
-                             f"{stats.video_seconds:.1f} s of stream time (--reconnect reopens it)", src.name)
-    return stats
+                             f"{stats.video_seconds:.1f} s of stream time (--reconnect reopens it)", name)
 
 
 __all__ = ["LiveOptions", "LiveStats", "StreamStalled", "annotate_stream", "check_live_outputs", "half_clip_seconds",
