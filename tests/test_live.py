@@ -247,11 +247,21 @@ def _wait_for_lines(path: Path, keyframes: int, proc: subprocess.Popen, timeout:
     raise AssertionError(f"no {keyframes} keyframes in {timeout} s: {proc.communicate()[1][-2000:]}")
 
 
-def _playable_copy(path: Path, tmp: Path) -> int:
-    """Frames a player decodes from a copy of ``path`` taken now."""
-    copy = tmp / f"copy_{time.monotonic_ns()}.mp4"
-    shutil.copyfile(path, copy)
-    return len(_decoded_frames(copy))
+def _playable_copy(path: Path, tmp: Path, proc: subprocess.Popen, timeout: float = 20.0) -> int:
+    """Frames a player decodes from a copy of ``path`` taken while ``proc`` still writes it (polled until the
+    first fragment is there: one key frame a second, written as frames reach their deadlines)."""
+    deadline = time.monotonic() + timeout
+    frames = 0
+    while not frames and time.monotonic() < deadline and proc.poll() is None:
+        copy = tmp / f"copy_{time.monotonic_ns()}.mp4"
+        shutil.copyfile(path, copy)
+        try:
+            frames = len(_decoded_frames(copy))
+        except av.FFmpegError:  # not a whole fragment yet
+            frames = 0
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before its growing video was read"
+    return frames
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
@@ -270,7 +280,7 @@ def test_signal_mid_stream_finishes_every_output(feed, tmp_path, how):
         feeder = StreamFeeder(feed.ts, "file", out=proc.stdin, loop=True).start()
     try:
         _wait_for_lines(out / "out.jsonl", 3, proc)
-        assert _playable_copy(out / "out.mp4", tmp_path) > 0  # playable while it grows
+        assert _playable_copy(out / "out.mp4", tmp_path, proc) > 0  # playable while it grows
         proc.send_signal(getattr(signal, how))
         stdout, stderr = proc.communicate(timeout=30)
     finally:

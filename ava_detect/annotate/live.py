@@ -335,16 +335,8 @@ class _LiveAnnotator(_Annotator):
                 people = held
             self._write_frame(frame, people)
 
-    def _write_frame(self, frame: _Frame, people: List[DrawnPerson]) -> None:
-        start = time.perf_counter()
-        image = self.renderer.draw(frame.rgb, people)
-        mid = time.perf_counter()
-        self.writer.write(image, time=frame.time)
-        end = time.perf_counter()
-        self.stats.timings["render"] += mid - start
-        self.stats.timings["encode"] += end - mid
-        frame.rendered = True
-        self.stats.frames += 1
+    def _write_frame(self, frame: _Frame, people: List[DrawnPerson]) -> np.ndarray:
+        image = super()._write_frame(frame, people)
         latency = time.monotonic() - frame.arrival
         self.stats.frame_latency.add(latency)
         self.stats.over_budget += latency > self.live.max_latency
@@ -360,6 +352,7 @@ class _LiveAnnotator(_Annotator):
             self.shows.append((frame.arrival, _view_picture(image)))
         if self.progress is not None:
             self.progress(self.stats)
+        return image
 
     def _show(self) -> None:
         """Give the live view the newest frame that is due: frames are shown at a steady delay after their

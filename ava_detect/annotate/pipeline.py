@@ -344,17 +344,22 @@ class _Annotator:
                 return
             if cur.drawn is None or (nxt is not None and nxt.ids is None):
                 return
-            start = time.perf_counter()
-            image = self.renderer.draw(frame.rgb, self._people_at(frame, cur, nxt))
-            mid = time.perf_counter()
-            self.writer.write(image, time=frame.time)
-            end = time.perf_counter()
-            self.stats.timings["render"] += mid - start
-            self.stats.timings["encode"] += end - mid
-            frame.rendered = True
-            self.stats.frames += 1
+            self._write_frame(frame, self._people_at(frame, cur, nxt))
             if self.progress is not None:
                 self.progress(self.stats.frames)
+
+    def _write_frame(self, frame: _Frame, people: List[DrawnPerson]) -> np.ndarray:
+        """Draw ``people`` on ``frame`` and encode it (timed); returns the drawn picture."""
+        start = time.perf_counter()
+        image = self.renderer.draw(frame.rgb, people)
+        mid = time.perf_counter()
+        self.writer.write(image, time=frame.time)
+        end = time.perf_counter()
+        self.stats.timings["render"] += mid - start
+        self.stats.timings["encode"] += end - mid
+        frame.rendered = True
+        self.stats.frames += 1
+        return image
 
     def _drop_frames(self) -> None:
         # the earliest time a clip not yet assembled (created or not) still needs
